@@ -1,0 +1,73 @@
+# The book's two everyday commands are `make book` and `make test`; see README.md.
+# Each creates the virtual environment .venv on first use and installs requirements.txt.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3 || echo python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+# Kernels started by nbval and nbclient run `python` from PATH: make it the venv's.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export PYTHONDONTWRITEBYTECODE := 1
+PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
+NOTEBOOKS := $(wildcard chapters/*.ipynb)
+
+.PHONY: book test execute lint unit stored nbval build pages clean help
+
+help:
+	@echo "make book     build the HTML book into _build/html (open _build/html/index.html)"
+	@echo "make test     every check: lint, unit tests, stored outputs, nbval, book build"
+	@echo "make execute  re-run notebooks in place to refresh their outputs (NB=path for one)"
+	@echo "make clean    remove _build and .venv"
+
+$(STAMP): requirements.txt code/pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+	  echo "error: this book needs Python 3.11 or newer, but '$(PYTHON)' is" \
+	       "$$($(PYTHON) --version 2>&1 || echo 'not found')."; \
+	  echo "Install Python 3.11+ and run again, or name it: make $(MAKECMDGOALS) PYTHON=/path/to/python3.11"; \
+	  exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	@touch $(STAMP)
+
+book: $(STAMP)
+	$(BIN)/jupyter-book build --all -W -n --keep-going .
+	@echo "The book is in _build/html: open _build/html/index.html in a browser."
+
+test: $(STAMP)
+	@echo "==> 1/6 style: ruff check and ruff format --check"
+	$(MAKE) --no-print-directory lint
+	@echo "==> 2/6 unit tests of bnbook"
+	$(MAKE) --no-print-directory unit
+	@echo "==> 3/6 notebooks are stored executed, in order, without errors or stderr"
+	$(MAKE) --no-print-directory stored
+	@echo "==> 4/6 strict nbval: every notebook re-executed, every output compared"
+	$(MAKE) --no-print-directory nbval
+	@echo "==> 5/6 the HTML book builds with warnings as errors"
+	$(MAKE) --no-print-directory book
+	@echo "==> 6/6 every page of _toc.yml is in _build/html"
+	$(MAKE) --no-print-directory pages
+	@echo "==> all checks passed"
+
+lint: $(STAMP)
+	$(BIN)/ruff check code tests tools chapters
+	$(BIN)/ruff format --check code tests tools chapters
+
+unit: $(STAMP)
+	$(PYTEST) tests/unit
+
+stored: $(STAMP)
+	$(PYTEST) tests/notebooks
+
+nbval: $(STAMP)
+	$(PYTEST) --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
+	  --durations=0 chapters
+
+pages: $(STAMP)
+	$(PYTEST) tests/build
+
+execute: $(STAMP)
+	$(BIN)/python tools/execute.py $(NB)
+
+clean:
+	rm -rf _build $(VENV)

@@ -1,0 +1,66 @@
+"""The book's data: scikit-learn's handwritten digits, shipped with the package.
+
+No download is ever needed: ``load_digits`` reads a file inside scikit-learn.
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = ["Digits", "load_digits_split"]
+
+
+class Digits(NamedTuple):
+    """A fixed train/test split of the 8x8 digits, standardized by the training set.
+
+    ``x_*`` have shape ``(n, 64)``, ``y_*`` hold integer labels 0..9 of shape ``(n,)``.
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+def load_digits_split(test_size=0.25, seed=0, dtype=np.float32):
+    """Load the 1797 digits, split them (stratified) and standardize each pixel.
+
+    The mean and standard deviation come from the training set alone, so nothing of
+    the test set leaks into training. Pixels that are constant in the training set
+    (the corners are always blank) are only centred, not divided by zero.
+
+    Parameters
+    ----------
+    test_size : float in (0, 1)
+        Fraction of the examples held out for testing.
+    seed : int
+        Seed of the split; the same seed always gives the same split.
+    dtype : float dtype
+        dtype of ``x_train`` and ``x_test`` (labels are ``int64``).
+    """
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    if isinstance(test_size, bool) or not isinstance(test_size, (int, float)):
+        raise TypeError(f"test_size must be a float, got {type(test_size).__name__}")
+    if not 0 < test_size < 1:
+        raise ValueError(f"test_size must be in (0, 1), got {test_size}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    if not np.issubdtype(np.dtype(dtype), np.floating):
+        raise TypeError(f"dtype must be a floating dtype, got {np.dtype(dtype)}")
+
+    x, y = load_digits(return_X_y=True)
+    x_train, x_test, y_train, y_test = train_test_split(
+        x, y, test_size=test_size, random_state=seed, stratify=y
+    )
+    mu = x_train.mean(axis=0)
+    sigma = x_train.std(axis=0)
+    sigma[sigma == 0] = 1.0
+    standardize = lambda a: ((a - mu) / sigma).astype(dtype)  # noqa: E731
+    return Digits(
+        standardize(x_train),
+        y_train.astype(np.int64),
+        standardize(x_test),
+        y_test.astype(np.int64),
+    )

@@ -1,0 +1,80 @@
+"""Import TensorFlow and Keras quietly, and make them deterministic.
+
+The full ``tensorflow`` wheel writes native log lines (oneDNN notices, CUDA stubs,
+absl warnings) straight to file descriptor 2 at import, where Python cannot catch
+them. In a book those lines are noise, and under nbval they differ between Jupyter
+and pytest. So the import, and one tiny op that finishes TensorFlow's lazy start-up,
+run with descriptor 2 pointed at ``/dev/null``.
+"""
+
+import contextlib
+import os
+import sys
+
+__all__ = ["load_tensorflow", "set_seed"]
+
+_QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0"}
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Point file descriptor 2 at /dev/null for the duration of the block."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _check_seed(seed):
+    if seed is None:
+        return
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
+    if not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be in [0, 2**32), got {seed}")
+
+
+def set_seed(seed):
+    """Seed Python, NumPy and TensorFlow, and turn on TensorFlow op determinism.
+
+    Call it again before each run that must be reproducible on its own.
+    """
+    _check_seed(seed)
+    if seed is None:
+        raise TypeError("seed must be an int, got None")
+    tf, keras = load_tensorflow()
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def load_tensorflow(seed=None):
+    """Return ``(tf, keras)``, imported without native log lines.
+
+    Parameters
+    ----------
+    seed : int or None
+        If given, seed every random generator and turn on op determinism
+        (see :func:`set_seed`).
+    """
+    _check_seed(seed)
+    for name, value in _QUIET_ENV.items():
+        os.environ.setdefault(name, value)
+    if "tensorflow" not in sys.modules:
+        with _native_stderr_silenced():
+            import tensorflow as tf
+
+            tf.constant(0.0) + 1.0  # the first op starts the runtime, which logs too
+    import keras
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")
+    if seed is not None:
+        set_seed(seed)
+    return tf, keras

@@ -1,0 +1,38 @@
+"""The HTML book exists after `jupyter-book build`, with a page for every toc entry."""
+
+import pathlib
+
+import pytest
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+HTML = ROOT / "_build" / "html"
+
+
+def toc_files():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    files = [toc["root"]]
+    for part in toc.get("parts", []):
+        files += [entry["file"] for entry in part["chapters"]]
+    return files
+
+
+def test_index_exists():
+    assert (HTML / "index.html").is_file(), "run `make book` first"
+
+
+@pytest.mark.parametrize("doc", toc_files())
+def test_every_toc_page_is_built(doc):
+    page = HTML / f"{doc}.html"
+    assert page.is_file(), f"{page} is missing"
+    assert "<h1" in page.read_text(encoding="utf-8")
+
+
+def test_every_notebook_and_page_is_in_the_toc():
+    docs = set(toc_files())
+    on_disk = {
+        f"chapters/{p.stem}"
+        for p in (ROOT / "chapters").iterdir()
+        if p.suffix in {".md", ".ipynb"}
+    }
+    assert on_disk == docs, f"not in _toc.yml: {on_disk - docs}"

@@ -1,0 +1,42 @@
+"""Every notebook is committed executed, top to bottom, without errors or stderr.
+
+nbval re-executes a notebook and compares outputs, but it passes a notebook whose
+cells were never run (there is nothing stored to compare), so this check comes first.
+"""
+
+import json
+import pathlib
+
+import pytest
+
+CHAPTERS = pathlib.Path(__file__).resolve().parents[2] / "chapters"
+NOTEBOOKS = sorted(CHAPTERS.glob("*.ipynb"))
+
+
+def code_cells(path):
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    return [c for c in cells if c["cell_type"] == "code" and "".join(c["source"])]
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, f"no notebooks found under {CHAPTERS}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_executed_in_order_from_one(path):
+    counts = [c["execution_count"] for c in code_cells(path)]
+    assert counts == list(range(1, len(counts) + 1)), (
+        f"{path.name}: execution counts {counts} are not 1..{len(counts)}; "
+        "run `make execute` to re-run it top to bottom in a fresh kernel"
+    )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_error_or_stderr_output(path):
+    for i, cell in enumerate(code_cells(path)):
+        for out in cell["outputs"]:
+            assert out["output_type"] != "error", f"{path.name}, code cell {i + 1}"
+            assert out.get("name") != "stderr", (
+                f"{path.name}, code cell {i + 1} writes to stderr: "
+                + "".join(out["text"])[:200]
+            )

@@ -1,0 +1,68 @@
+"""The digits loader."""
+
+import numpy as np
+import pytest
+
+from bnbook.data import Digits, load_digits_split
+
+
+def test_shapes_dtypes_and_labels():
+    d = load_digits_split()
+    assert isinstance(d, Digits)
+    assert d.x_train.shape == (1347, 64) and d.x_test.shape == (450, 64)
+    assert d.y_train.shape == (1347,) and d.y_test.shape == (450,)
+    assert d.x_train.dtype == np.float32 and d.x_test.dtype == np.float32
+    assert d.y_train.dtype == np.int64
+    assert set(np.unique(d.y_train)) == set(range(10))
+
+
+def test_standardized_with_training_statistics():
+    d = load_digits_split(dtype=np.float64)
+    mu = d.x_train.mean(axis=0)
+    sigma = d.x_train.std(axis=0)
+    np.testing.assert_allclose(mu, 0.0, atol=1e-12)
+    varying = sigma > 0
+    assert varying.sum() == 60  # four pixels are blank in every training image
+    np.testing.assert_allclose(sigma[varying], 1.0, rtol=1e-12)
+    # The test set is not standardized by its own statistics, so it is only close.
+    assert np.abs(d.x_test.mean(axis=0)).max() > 1e-3
+    assert np.isfinite(d.x_test).all()
+
+
+def test_split_is_fixed_by_the_seed_and_stratified():
+    a, b = load_digits_split(seed=3), load_digits_split(seed=3)
+    for u, v in zip(a, b, strict=True):
+        np.testing.assert_array_equal(u, v)
+    c = load_digits_split(seed=4)
+    assert not np.array_equal(a.y_test, c.y_test)
+    # Stratified: each class is held out in proportion to its size, to one example.
+    all_counts = np.bincount(np.concatenate([a.y_train, a.y_test]), minlength=10)
+    test_counts = np.bincount(a.y_test, minlength=10)
+    expected = all_counts * len(a.y_test) / all_counts.sum()
+    assert np.abs(test_counts - expected).max() <= 1
+
+
+def test_test_size_changes_the_split():
+    d = load_digits_split(test_size=0.5)
+    assert len(d.x_test) in (898, 899)
+
+
+@pytest.mark.parametrize("test_size", [0, 1, 1.5, -0.1])
+def test_test_size_out_of_range(test_size):
+    with pytest.raises(ValueError, match="test_size"):
+        load_digits_split(test_size=test_size)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"test_size": "0.2"}, "test_size"),
+        ({"test_size": True}, "test_size"),
+        ({"seed": 1.0}, "seed"),
+        ({"seed": None}, "seed"),
+        ({"dtype": np.int32}, "dtype"),
+    ],
+)
+def test_wrong_types(kwargs, name):
+    with pytest.raises(TypeError, match=name):
+        load_digits_split(**kwargs)
