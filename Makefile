@@ -1,7 +1,9 @@
 # The book's two everyday commands are `make book` and `make test`; see README.md.
 # Each creates the virtual environment .venv on first use and installs requirements.txt.
 
-PYTHON ?= $(shell command -v python3.11 || command -v python3 || echo python3)
+# The first Python 3.11-3.13 found (TensorFlow 2.21 has wheels for those), else python3.
+PYTHON ?= $(shell for p in python3.11 python3.12 python3.13 python3; do \
+  command -v $$p >/dev/null 2>&1 && { echo $$p; break; }; done)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
@@ -9,9 +11,8 @@ STAMP := $(VENV)/.installed-stamp
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
-NOTEBOOKS := $(wildcard chapters/*.ipynb)
 
-.PHONY: book test execute lint unit stored nbval build pages clean help
+.PHONY: book test execute lint unit stored nbval pages clean help
 
 help:
 	@echo "make book     build the HTML book into _build/html (open _build/html/index.html)"
@@ -20,11 +21,16 @@ help:
 	@echo "make clean    remove _build and .venv"
 
 $(STAMP): requirements.txt code/pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
-	  echo "error: this book needs Python 3.11 or newer, but '$(PYTHON)' is" \
-	       "$$($(PYTHON) --version 2>&1 || echo 'not found')."; \
-	  echo "Install Python 3.11+ and run again, or name it: make $(MAKECMDGOALS) PYTHON=/path/to/python3.11"; \
-	  exit 1; }
+	@if ! command -v "$(PYTHON)" >/dev/null 2>&1; then \
+	  echo "error: this book needs Python 3.11, 3.12 or 3.13, and no '$(PYTHON)' was found."; \
+	  echo "Install one and run again, or name it: make $(MAKECMDGOALS) PYTHON=/path/to/python3.11"; \
+	  exit 1; \
+	elif ! "$(PYTHON)" -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))'; then \
+	  echo "error: this book needs Python 3.11, 3.12 or 3.13 (TensorFlow 2.21's wheels)," \
+	       "but '$(PYTHON)' is $$("$(PYTHON)" --version 2>&1)."; \
+	  echo "Install one and run again, or name it: make $(MAKECMDGOALS) PYTHON=/path/to/python3.11"; \
+	  exit 1; \
+	fi
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt

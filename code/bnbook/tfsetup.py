@@ -70,7 +70,7 @@ def load_tensorflow(seed=None):
         with _native_stderr_silenced():
             import tensorflow as tf
 
-            tf.constant(0.0) + 1.0  # the first op starts the runtime, which logs too
+            tf.constant(0.0) + 1.0  # the first op logs too
     import keras
     import tensorflow as tf
 
