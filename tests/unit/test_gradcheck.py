@@ -1,0 +1,57 @@
+"""The gradient checker, on functions with known gradients."""
+
+import numpy as np
+import pytest
+
+from bnbook.gradcheck import numerical_gradient, relative_error
+
+
+def test_gradient_of_a_quadratic():
+    a = np.array([[2.0, 1.0], [1.0, 3.0]])
+    x = np.array([1.0, -0.5])
+    grad = numerical_gradient(lambda v: 0.5 * v @ a @ v, x, np.array(1.0))
+    np.testing.assert_allclose(grad, a @ x, rtol=1e-8)  # a @ x = [1.5, -0.5]
+
+
+def test_upstream_gradient_weights_the_outputs():
+    x = np.array([1.0, 2.0, 3.0])
+    dy = np.array([1.0, -2.0, 0.5])
+    grad = numerical_gradient(np.sin, x, dy)
+    np.testing.assert_allclose(grad, np.cos(x) * dy, rtol=1e-8)
+
+
+def test_argument_is_not_modified():
+    x = np.array([1.0, 2.0])
+    numerical_gradient(np.exp, x, np.ones(2))
+    np.testing.assert_array_equal(x, [1.0, 2.0])
+
+
+def test_a_function_that_ignores_its_argument_is_refused():
+    x = np.array([1.0, 2.0])
+    with pytest.raises(ValueError, match="ignores its argument"):
+        numerical_gradient(lambda _: np.exp(x), x, np.ones(2))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "name"),
+    [
+        ({"f": "exp"}, TypeError, "f"),
+        ({"h": 0.0}, ValueError, "h"),
+        ({"h": -1e-6}, ValueError, "h"),
+        ({"h": "1e-6"}, ValueError, "h"),
+        ({"dy": np.ones(3)}, ValueError, "dy"),
+    ],
+)
+def test_bad_arguments(kwargs, error, name):
+    args = {"f": np.exp, "x": np.ones(2), "dy": np.ones(2)} | kwargs
+    with pytest.raises(error, match=name):
+        numerical_gradient(**args)
+
+
+def test_relative_error():
+    assert relative_error([1.0, 2.0], [1.0, 2.0]) == 0.0
+    assert relative_error([0.0, 0.0], [0.0, 0.0]) == 0.0
+    assert relative_error([1.0, 0.0], [0.0, 0.0]) == 1.0
+    assert relative_error([1.0], [1.0 + 1e-8]) == pytest.approx(5e-9, rel=1e-6)
+    with pytest.raises(ValueError, match="same shape"):
+        relative_error([1.0], [1.0, 2.0])
