@@ -203,12 +203,13 @@ def batch_norm_backward(dy, cache):
     return dx, dgamma, dbeta
 
 
-def batch_norm_backward_staged(dy, cache):
+def batch_norm_backward_staged(dy, cache, *, return_nodes=False):
     """The same gradients as :func:`batch_norm_backward`, node by node.
 
     The forward pass is the chain mu -> x_centered -> var -> inv_std -> x_hat -> y;
     this walks it backwards, applying the chain rule at each node. ``m`` is the
-    number of values per feature.
+    number of values per feature. With ``return_nodes=True`` it also returns a dict
+    of the loss's gradient with respect to every node, for checking each step.
     """
     dy = _check_backward_args(dy, cache)
     axes = cache.reduce_axes
@@ -219,17 +220,20 @@ def batch_norm_backward_staged(dy, cache):
     dbeta = dy.sum(axis=axes)
     dgamma = (dy * x_hat).sum(axis=axes)
     dx_hat = dy * cache.gamma
-    # x_hat = x_centered * inv_std: x_centered feeds x_hat directly and through var
+    # x_hat = x_centered * inv_std
     dinv_std = (dx_hat * xc).sum(axis=axes, keepdims=True)
-    dxc = dx_hat * inv_std
     # inv_std = (var + eps) ** -1/2
     dvar = dinv_std * -0.5 * inv_std**3
-    # var = mean(x_centered ** 2)
-    dxc = dxc + dvar * 2 * xc / m
-    # x_centered = x - mu: x feeds x_centered directly and through mu = mean(x)
+    # x_centered feeds x_hat directly, and var = mean(x_centered ** 2)
+    dxc = dx_hat * inv_std + dvar * 2 * xc / m
+    # x_centered = x - mu: x feeds x_centered directly, and mu = mean(x)
     dmu = -dxc.sum(axis=axes, keepdims=True)
     dx = dxc + dmu / m
-    return dx, dgamma, dbeta
+    if not return_nodes:
+        return dx, dgamma, dbeta
+    nodes = {"x_hat": dx_hat, "inv_std": dinv_std, "var": dvar}
+    nodes |= {"x_centered": dxc, "mu": dmu, "x": dx}
+    return dx, dgamma, dbeta, nodes
 
 
 # ---------------------------------------------------------------------------------

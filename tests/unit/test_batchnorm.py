@@ -493,3 +493,39 @@ def test_cache_is_a_named_tuple_of_the_graph_nodes():
     _, cache = batch_norm_forward(X * np.arange(4)[:, None], G, B)
     assert isinstance(cache, BatchNormCache)
     assert cache.x_hat.shape == (4, 3) and cache.mu.shape == (1, 3)
+
+
+def test_staged_backward_node_gradients_match_finite_differences():
+    """Each node's gradient, against central differences of the graph below it."""
+    x, gamma, beta = random_case((5, 2), -1, seed=15)
+    eps = 1e-3
+    dy = np.random.default_rng(16).normal(size=x.shape)
+    _, c = batch_norm_forward(x, gamma, beta, epsilon=eps)
+    *_, nodes = batch_norm_backward_staged(dy, c, return_nodes=True)
+
+    def from_x_hat(x_hat):
+        return gamma * x_hat + beta
+
+    def from_inv_std(inv_std):
+        return gamma * c.x_centered * inv_std + beta
+
+    def from_var(var):
+        return gamma * c.x_centered / np.sqrt(var + eps) + beta
+
+    def from_x_centered(xc):
+        return gamma * xc / np.sqrt((xc**2).mean(axis=0) + eps) + beta
+
+    def from_mu(mu):
+        xc = x - mu
+        return gamma * xc / np.sqrt((xc**2).mean(axis=0) + eps) + beta
+
+    for name, f, point in [
+        ("x_hat", from_x_hat, c.x_hat),
+        ("inv_std", from_inv_std, c.inv_std),
+        ("var", from_var, c.var),
+        ("x_centered", from_x_centered, c.x_centered),
+        ("mu", from_mu, c.mu),
+    ]:
+        assert relative_error(nodes[name], numerical_gradient(f, point, dy)) < 1e-7, (
+            name
+        )

@@ -1,0 +1,173 @@
+"""A small multilayer perceptron in NumPy, with or without the book's BatchNorm.
+
+Architecture, for ``sizes=(64, 100, 100, 10)``::
+
+    Dense(64 -> 100) [BatchNorm] ReLU  Dense(100 -> 100) [BatchNorm] ReLU  Dense(100 -> 10)
+
+followed by softmax cross-entropy. With batch norm the dense layers before it have no
+bias: the batch mean would remove it, and beta takes its role.
+"""
+
+import numpy as np
+
+from bnbook.batchnorm import BatchNorm
+
+__all__ = ["MLP", "Dense", "ReLU", "softmax_cross_entropy", "train_mlp"]
+
+
+class Dense:
+    """``y = x @ W + b`` with ``W`` of shape (n_in, n_out), He-initialized."""
+
+    def __init__(self, n_in, n_out, rng, bias=True, init_scale=1.0):
+        std = init_scale * np.sqrt(2.0 / n_in)
+        self.W = rng.normal(0.0, std, size=(n_in, n_out))
+        self.b = np.zeros(n_out) if bias else None
+        self.dW = self.db = None
+
+    def __call__(self, x, training=False):
+        self._x = x
+        return x @ self.W if self.b is None else x @ self.W + self.b
+
+    def backward(self, dy):
+        self.dW = self._x.T @ dy
+        self.db = None if self.b is None else dy.sum(axis=0)
+        return dy @ self.W.T
+
+    def params_and_grads(self):
+        yield self.W, self.dW
+        if self.b is not None:
+            yield self.b, self.db
+
+
+class ReLU:
+    """``y = max(x, 0)``."""
+
+    def __call__(self, x, training=False):
+        self._positive = x > 0
+        return x * self._positive
+
+    def backward(self, dy):
+        return dy * self._positive
+
+    def params_and_grads(self):
+        return iter(())
+
+
+def _bn_params_and_grads(layer):
+    for p, g in ((layer.gamma, layer.dgamma), (layer.beta, layer.dbeta)):
+        if p is not None:
+            yield p, g
+
+
+def softmax_cross_entropy(logits, labels):
+    """Mean cross-entropy of integer ``labels`` (N,) under ``logits`` (N, K).
+
+    Returns ``(loss, dlogits)``, the gradient already divided by N.
+    """
+    shifted = logits - logits.max(axis=1, keepdims=True)  # exp cannot overflow
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    n = len(labels)
+    loss = -log_p[np.arange(n), labels].mean()
+    dlogits = np.exp(log_p)
+    dlogits[np.arange(n), labels] -= 1
+    return loss, dlogits / n
+
+
+class MLP:
+    """A ReLU network of dense layers, optionally with batch norm before each ReLU.
+
+    Parameters
+    ----------
+    sizes : sequence of ints, (n_inputs, hidden..., n_classes), at least 2 entries
+    batch_norm : bool
+    seed : int, seeds the initialization
+    init_scale : float > 0, multiplies the He standard deviation sqrt(2 / n_in)
+    """
+
+    def __init__(
+        self, sizes=(64, 100, 100, 10), batch_norm=False, seed=0, init_scale=1.0
+    ):
+        sizes = tuple(sizes)
+        if len(sizes) < 2 or not all(isinstance(n, int) and n > 0 for n in sizes):
+            raise ValueError(f"sizes must be >= 2 positive ints, got {sizes}")
+        if not isinstance(batch_norm, bool):
+            raise TypeError(
+                f"batch_norm must be a bool, got {type(batch_norm).__name__}"
+            )
+        if not init_scale > 0:
+            raise ValueError(f"init_scale must be > 0, got {init_scale}")
+        rng = np.random.default_rng(seed)
+        self.layers = []
+        for n_in, n_out in zip(sizes[:-2], sizes[1:-1], strict=True):
+            self.layers.append(Dense(n_in, n_out, rng, not batch_norm, init_scale))
+            if batch_norm:
+                self.layers.append(BatchNorm())
+            self.layers.append(ReLU())
+        self.layers.append(Dense(sizes[-2], sizes[-1], rng, True, init_scale))
+
+    def __call__(self, x, training=False):
+        """Logits of shape (N, n_classes)."""
+        for layer in self.layers:
+            x = layer(x, training=training)
+        return x
+
+    def backward(self, dlogits):
+        for layer in reversed(self.layers):
+            dlogits = layer.backward(dlogits)
+        return dlogits
+
+    def params_and_grads(self):
+        for layer in self.layers:
+            if isinstance(layer, BatchNorm):
+                yield from _bn_params_and_grads(layer)
+            else:
+                yield from layer.params_and_grads()
+
+    def sgd_step(self, lr):
+        for p, g in self.params_and_grads():
+            p -= lr * g
+
+    def accuracy(self, x, labels):
+        """Fraction of ``x`` classified correctly, in inference mode."""
+        return float(np.mean(np.argmax(self(x), axis=1) == labels))
+
+
+def train_mlp(model, data, *, steps, lr, batch_size=60, seed=0, eval_every=50):
+    """Plain SGD on ``data`` (a :class:`bnbook.data.Digits`), float64.
+
+    Returns a dict of arrays: ``step``, and at those steps ``train_loss`` (mean
+    training-mode loss of the batches since the previous evaluation) and
+    ``test_accuracy`` (inference mode).
+    """
+    if not (isinstance(steps, int) and steps > 0):
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    if not lr > 0:
+        raise ValueError(f"lr must be > 0, got {lr!r}")
+    if not (isinstance(batch_size, int) and 2 <= batch_size <= len(data.x_train)):
+        raise ValueError(
+            f"batch_size must be an int in [2, n_train], got {batch_size!r}"
+        )
+    x_train = data.x_train.astype(np.float64)
+    x_test = data.x_test.astype(np.float64)
+    rng = np.random.default_rng(seed)
+    n = len(x_train)
+    order, start = rng.permutation(n), 0
+    history = {"step": [], "train_loss": [], "test_accuracy": []}
+    losses = []
+    for step in range(1, steps + 1):
+        if start + batch_size > n:  # a new epoch, freshly shuffled
+            order, start = rng.permutation(n), 0
+        batch = order[start : start + batch_size]
+        start += batch_size
+        loss, dlogits = softmax_cross_entropy(
+            model(x_train[batch], training=True), data.y_train[batch]
+        )
+        model.backward(dlogits)
+        model.sgd_step(lr)
+        losses.append(loss)
+        if step % eval_every == 0 or step == steps:
+            history["step"].append(step)
+            history["train_loss"].append(np.mean(losses))
+            history["test_accuracy"].append(model.accuracy(x_test, data.y_test))
+            losses = []
+    return {k: np.array(v) for k, v in history.items()}

@@ -1,0 +1,104 @@
+"""The NumPy MLP: gradients, training, and argument checks."""
+
+import numpy as np
+import pytest
+
+from bnbook.batchnorm import BatchNorm
+from bnbook.data import load_digits_split
+from bnbook.gradcheck import numerical_gradient, relative_error
+from bnbook.mlp import MLP, softmax_cross_entropy, train_mlp
+
+
+def test_softmax_cross_entropy_value_and_gradient():
+    logits = np.array([[2.0, 0.0, -1.0], [0.0, 0.0, 0.0]])
+    labels = np.array([0, 2])
+    loss, dlogits = softmax_cross_entropy(logits, labels)
+    p0 = np.exp(2) / (np.exp(2) + 1 + np.exp(-1))
+    assert loss == pytest.approx((-np.log(p0) + np.log(3)) / 2, rel=1e-12)
+    numeric = numerical_gradient(
+        lambda z: np.array(softmax_cross_entropy(z, labels)[0]), logits, np.array(1.0)
+    )
+    assert relative_error(dlogits, numeric) < 1e-8
+    # no overflow for huge logits
+    assert np.isfinite(softmax_cross_entropy(logits * 1e4, labels)[0])
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_backward_matches_finite_differences(batch_norm):
+    rng = np.random.default_rng(0)
+    model = MLP(sizes=(5, 4, 3), batch_norm=batch_norm, seed=1)
+    x, labels = rng.normal(size=(6, 5)), np.array([0, 1, 2, 0, 1, 2])
+
+    def loss_of_x(x_):
+        return np.array(softmax_cross_entropy(model(x_, training=True), labels)[0])
+
+    _, dlogits = softmax_cross_entropy(model(x, training=True), labels)
+    dx = model.backward(dlogits)
+    assert relative_error(dx, numerical_gradient(loss_of_x, x, np.array(1.0))) < 1e-7
+    first = model.layers[0]
+    dW = first.dW.copy()
+
+    def loss_of_w(w):
+        old, first.W = first.W, w
+        try:
+            return loss_of_x(x)
+        finally:
+            first.W = old
+
+    assert (
+        relative_error(dW, numerical_gradient(loss_of_w, first.W, np.array(1.0))) < 1e-7
+    )
+
+
+def test_layers_with_and_without_batch_norm():
+    plain, normed = MLP(batch_norm=False), MLP(batch_norm=True)
+    assert not any(isinstance(layer, BatchNorm) for layer in plain.layers)
+    assert sum(isinstance(layer, BatchNorm) for layer in normed.layers) == 2
+    assert normed.layers[0].b is None and plain.layers[0].b is not None
+
+
+def test_training_learns_the_digits():
+    data = load_digits_split()
+    for batch_norm in (False, True):
+        model = MLP(batch_norm=batch_norm, seed=0)
+        history = train_mlp(model, data, steps=200, lr=0.1, eval_every=100)
+        np.testing.assert_array_equal(history["step"], [100, 200])
+        assert history["train_loss"][-1] < 0.3
+        assert history["test_accuracy"][-1] > 0.9
+
+
+def test_same_seed_same_run():
+    data = load_digits_split()
+    a = train_mlp(MLP(batch_norm=True, seed=3), data, steps=30, lr=0.1, seed=3)
+    b = train_mlp(MLP(batch_norm=True, seed=3), data, steps=30, lr=0.1, seed=3)
+    np.testing.assert_array_equal(a["train_loss"], b["train_loss"])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "name"),
+    [
+        ({"sizes": (64,)}, ValueError, "sizes"),
+        ({"sizes": (64, 0, 10)}, ValueError, "sizes"),
+        ({"sizes": (64, 2.5, 10)}, ValueError, "sizes"),
+        ({"batch_norm": 1}, TypeError, "batch_norm"),
+        ({"init_scale": 0.0}, ValueError, "init_scale"),
+    ],
+)
+def test_bad_model_arguments(kwargs, error, name):
+    with pytest.raises(error, match=name):
+        MLP(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"steps": 0, "lr": 0.1}, "steps"),
+        ({"steps": 1.5, "lr": 0.1}, "steps"),
+        ({"steps": 10, "lr": 0.0}, "lr"),
+        ({"steps": 10, "lr": 0.1, "batch_size": 1}, "batch_size"),
+        ({"steps": 10, "lr": 0.1, "batch_size": 10**6}, "batch_size"),
+    ],
+)
+def test_bad_training_arguments(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        train_mlp(MLP(), load_digits_split(), **kwargs)
