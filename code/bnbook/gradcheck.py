@@ -9,7 +9,7 @@ refuses such a function: it raises when no perturbation changes the output.
 
 import numpy as np
 
-__all__ = ["numerical_gradient", "relative_error"]
+__all__ = ["error_bound", "numerical_gradient", "relative_error"]
 
 
 def numerical_gradient(f, x, dy, h=1e-6):
@@ -63,3 +63,16 @@ def relative_error(a, b):
         )
     scale = np.max(np.abs(a) + np.abs(b))
     return 0.0 if scale == 0 else float(np.max(np.abs(a - b)) / scale)
+
+
+def error_bound(err):
+    """The power of ten just above a small error, as text: 2.7e-11 -> '< 1e-10'.
+
+    Errors at the level of rounding differ in their last digits between CPUs and
+    BLAS builds; their order of magnitude does not, so that is what the book prints.
+    """
+    if not np.isfinite(err) or err < 0:
+        raise ValueError(f"err must be a finite number >= 0, got {err!r}")
+    if err == 0:
+        return "0"
+    return f"< 1e{int(np.floor(np.log10(err))) + 1}"

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from bnbook.gradcheck import numerical_gradient, relative_error
+from bnbook.gradcheck import error_bound, numerical_gradient, relative_error
 
 
 def test_gradient_of_a_quadratic():
@@ -55,3 +55,13 @@ def test_relative_error():
     assert relative_error([1.0], [1.0 + 1e-8]) == pytest.approx(5e-9, rel=1e-6)
     with pytest.raises(ValueError, match="same shape"):
         relative_error([1.0], [1.0, 2.0])
+
+
+def test_error_bound():
+    assert error_bound(2.7e-11) == "< 1e-10"
+    assert error_bound(1e-10) == "< 1e-9"
+    assert error_bound(0.0) == "0"
+    assert error_bound(0.5) == "< 1e0"
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="err"):
+            error_bound(bad)
