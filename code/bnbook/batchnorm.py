@@ -46,16 +46,18 @@ def _as_float_array(a, name):
     return a.astype(np.float64) if np.issubdtype(a.dtype, np.integer) else a
 
 
-def _feature_axis(axis, ndim):
-    """The feature axis as a non-negative int, checked against ``ndim``."""
+def _feature_axis(axis, ndim, name="x"):
+    """The feature axis as a non-negative int, checked against ``name``'s ``ndim``."""
     if isinstance(axis, bool) or not isinstance(axis, int | np.integer):
         raise TypeError(f"axis must be an int, got {type(axis).__name__}")
     if ndim < 2:
         raise ValueError(
-            f"x must have at least 2 dimensions (batch and features), got {ndim}"
+            f"{name} must have at least 2 dimensions (batch and features), got {ndim}"
         )
     if not -ndim <= axis < ndim:
-        raise ValueError(f"axis {axis} is out of range for x with {ndim} dimensions")
+        raise ValueError(
+            f"axis {axis} is out of range for {name} with {ndim} dimensions"
+        )
     return int(axis) % ndim
 
 

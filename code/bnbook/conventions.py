@@ -1,0 +1,116 @@
+"""How the moving statistics are kept, in the paper and in three libraries.
+
+Every convention here updates ``moving = momentum * moving + (1 - momentum) * batch``
+with ``momentum`` in Keras's sense: the weight of the *old* value. PyTorch's
+``momentum=0.1`` is the weight of the *new* value, so it is 0.9 here.
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+
+from bnbook.batchnorm import _as_float_array, _check_momentum, _feature_axis
+
+__all__ = [
+    "CONVENTIONS",
+    "Convention",
+    "moving_statistics",
+    "one_pass_variance",
+    "population_statistics",
+]
+
+
+class Convention(NamedTuple):
+    """One library's defaults for batch norm's statistics."""
+
+    name: str
+    momentum: float | None  # Keras's sense; None: a population average, no momentum
+    epsilon: float | None  # None: not specified
+    unbiased_moving_variance: bool  # m/(m-1) applied to the batch variance
+    source: str
+
+
+CONVENTIONS = {
+    "paper": Convention(
+        "Ioffe & Szegedy (2015), Algorithm 2",
+        None,
+        None,
+        True,
+        "population average over training batches: E[mu_B], m/(m-1) E[var_B]",
+    ),
+    "keras3": Convention(
+        "Keras 3 BatchNormalization",
+        0.99,
+        1e-3,
+        False,
+        "moving average of the biased batch variance",
+    ),
+    "tf_keras2": Convention(
+        "tf.keras 2 BatchNormalization, fused (4-D inputs)",
+        0.99,
+        1e-3,
+        True,
+        "the fused kernel returns the unbiased batch variance for the moving average",
+    ),
+    "pytorch": Convention(
+        "PyTorch BatchNorm1d/2d",
+        0.9,
+        1e-5,
+        True,
+        "momentum=0.1 weights the new value; running_var is unbiased",
+    ),
+}
+
+
+def _batch_statistics(batch, axis):
+    batch = _as_float_array(batch, "each of batches")
+    axis = _feature_axis(axis, batch.ndim, "each of batches")
+    axes = tuple(i for i in range(batch.ndim) if i != axis)
+    m = batch.size // batch.shape[axis]
+    return batch.mean(axis=axes), batch.var(axis=axes), m
+
+
+def moving_statistics(batches, momentum, unbiased, *, axis=-1):
+    """Moving mean and variance after ``batches``, from the start (0, 1).
+
+    ``momentum`` is Keras's (the weight of the old value); ``unbiased`` applies
+    Bessel's correction m/(m-1) to each batch variance before averaging.
+    """
+    momentum = _check_momentum(momentum)
+    mean = var = None
+    for batch in batches:
+        mu, v, m = _batch_statistics(batch, axis)
+        if unbiased:
+            v = v * m / (m - 1)
+        if mean is None:
+            mean, var = np.zeros_like(mu), np.ones_like(v)
+        mean = momentum * mean + (1 - momentum) * mu
+        var = momentum * var + (1 - momentum) * v
+    if mean is None:
+        raise ValueError("batches must hold at least one batch")
+    return mean, var
+
+
+def population_statistics(batches, *, axis=-1):
+    """The paper's inference statistics: E_B[mu_B] and m/(m-1) E_B[var_B]."""
+    stats = [_batch_statistics(b, axis) for b in batches]
+    if not stats:
+        raise ValueError("batches must hold at least one batch")
+    m = stats[0][2]
+    if any(s[2] != m for s in stats):
+        raise ValueError("all batches must have the same size m")
+    mean = np.mean([s[0] for s in stats], axis=0)
+    var = np.mean([s[1] for s in stats], axis=0) * m / (m - 1)
+    return mean, var
+
+
+def one_pass_variance(x, axis=-1):
+    """E[x^2] - E[x]^2 per feature: the formula batch norm must NOT use.
+
+    Kept as a counterexample: in float32 it loses every digit once the mean is about
+    4000 times the standard deviation. (Keras's NumPy and PyTorch backends use it.)
+    """
+    x = _as_float_array(x, "x")
+    axis = _feature_axis(axis, x.ndim)
+    axes = tuple(i for i in range(x.ndim) if i != axis)
+    return (x**2).mean(axis=axes) - x.mean(axis=axes) ** 2

@@ -1,0 +1,152 @@
+"""Keras's BatchNormalization, driven the way the book's NumPy layer is.
+
+These helpers build a ``keras.layers.BatchNormalization`` with given weights, run it
+forward and backward, calibrate a model's moving statistics, and fold its batch norms
+into the layers before them. Chapter 4 and the parity tests share them.
+"""
+
+import numpy as np
+
+from bnbook.folding import fold_batch_norm
+from bnbook.tfsetup import load_tensorflow
+
+__all__ = [
+    "calibrate_batch_norm",
+    "fold_sequential",
+    "keras_batch_norm",
+    "keras_forward_backward",
+]
+
+
+def keras_batch_norm(
+    input_shape,
+    *,
+    axis=-1,
+    momentum=0.99,
+    epsilon=1e-3,
+    center=True,
+    scale=True,
+    dtype="float32",
+    gamma=None,
+    beta=None,
+    moving_mean=None,
+    moving_variance=None,
+):
+    """A built ``keras.layers.BatchNormalization``; given weights replace the defaults.
+
+    ``input_shape`` includes the batch axis, e.g. ``(None, 8)`` or ``(None, 4, 4, 3)``.
+    """
+    _, keras = load_tensorflow()
+    layer = keras.layers.BatchNormalization(
+        axis=axis,
+        momentum=momentum,
+        epsilon=epsilon,
+        center=center,
+        scale=scale,
+        dtype=dtype,
+    )
+    layer.build(tuple(input_shape))
+    for name, value in (
+        ("gamma", gamma),
+        ("beta", beta),
+        ("moving_mean", moving_mean),
+        ("moving_variance", moving_variance),
+    ):
+        if value is None:
+            continue
+        variable = getattr(layer, name)
+        if variable is None:
+            raise ValueError(f"{name} was given, but the layer has none (center/scale)")
+        variable.assign(np.asarray(value, dtype=dtype))
+    return layer
+
+
+def keras_forward_backward(layer, x, dy, training=True):
+    """``y`` and the gradients of ``sum(y * dy)``: ``dx``, ``dgamma``, ``dbeta``.
+
+    ``dgamma`` / ``dbeta`` are None when the layer has no ``gamma`` / ``beta``.
+    A training-mode call also updates the layer's moving statistics, as in Keras.
+    """
+    tf, _ = load_tensorflow()
+    x = tf.Variable(np.asarray(x, dtype=layer.dtype))
+    params = [p for p in (layer.gamma, layer.beta) if p is not None]
+    with tf.GradientTape() as tape:
+        y = layer(x, training=training)
+        loss = tf.reduce_sum(y * tf.constant(dy, dtype=y.dtype))
+    dx, *grads = tape.gradient(loss, [x, *params])
+    grads = iter(g.numpy() for g in grads)
+    dgamma = next(grads) if layer.gamma is not None else None
+    dbeta = next(grads) if layer.beta is not None else None
+    return y.numpy(), dx.numpy(), dgamma, dbeta
+
+
+def _batch_norm_layers(model):
+    _, keras = load_tensorflow()
+    return [
+        layer
+        for layer in model._flatten_layers(include_self=False)
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+
+
+def calibrate_batch_norm(model, x):
+    """Set every BatchNormalization's moving statistics to those of ``x``.
+
+    One training-mode pass over ``x`` as a single batch, with every momentum
+    temporarily 0, so the moving statistics become exactly the batch statistics each
+    layer sees; no weight changes. A fix for moving averages that have not caught up
+    (the warm-up) or that describe other data.
+    """
+    layers = _batch_norm_layers(model)
+    if not layers:
+        raise ValueError("model has no BatchNormalization layer to calibrate")
+    momenta = [layer.momentum for layer in layers]
+    try:
+        for layer in layers:
+            layer.momentum = 0.0
+        model(np.asarray(x), training=True)
+    finally:
+        for layer, momentum in zip(layers, momenta, strict=True):
+            layer.momentum = momentum
+
+
+def fold_sequential(model):
+    """A copy of a Sequential model with each BatchNormalization folded into the
+    Dense or Conv2D layer just before it (see :func:`bnbook.folding.fold_batch_norm`).
+
+    The copy computes what ``model`` computes in inference mode, with fewer layers.
+    """
+    _, keras = load_tensorflow()
+    if not isinstance(model, keras.Sequential):
+        raise TypeError(f"model must be a keras.Sequential, got {type(model).__name__}")
+    absorbing = keras.layers.Dense | keras.layers.Conv2D
+    new_layers, new_weights = [], []
+    for layer in model.layers:
+        if not isinstance(layer, keras.layers.BatchNormalization):
+            config = layer.get_config()
+            weights = layer.get_weights()
+            if isinstance(layer, absorbing) and not layer.use_bias:
+                config["use_bias"] = True  # the folded layer needs a bias
+                weights.append(np.zeros(weights[0].shape[-1], weights[0].dtype))
+            new_layers.append(layer.__class__.from_config(config))
+            new_weights.append(weights)
+            continue
+        before = new_layers[-1] if new_layers else None
+        if not isinstance(before, absorbing) or before.activation.__name__ != "linear":
+            raise ValueError(
+                f"{layer.name} must follow a Dense or Conv2D layer without activation"
+            )
+        kernel, bias = new_weights[-1]
+        new_weights[-1] = fold_batch_norm(
+            kernel,
+            bias,
+            None if layer.gamma is None else layer.gamma.numpy(),
+            None if layer.beta is None else layer.beta.numpy(),
+            layer.moving_mean.numpy(),
+            layer.moving_variance.numpy(),
+            epsilon=layer.epsilon,
+        )
+    folded = keras.Sequential([keras.Input(model.input_shape[1:]), *new_layers])
+    for layer, weights in zip(new_layers, new_weights, strict=True):
+        layer.set_weights(list(weights))
+    return folded

@@ -1,0 +1,88 @@
+"""Moving statistics under each convention, and the one-pass variance."""
+
+import numpy as np
+import pytest
+
+from bnbook.batchnorm import BatchNorm
+from bnbook.conventions import (
+    CONVENTIONS,
+    moving_statistics,
+    one_pass_variance,
+    population_statistics,
+)
+
+
+def batches(n=5, m=6, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.normal([1.0, -3.0], [2.0, 0.5], size=(m, 2)) for _ in range(n)]
+
+
+def test_keras_convention_is_the_book_layer():
+    c = CONVENTIONS["keras3"]
+    layer = BatchNorm(momentum=c.momentum, epsilon=c.epsilon)
+    for b in batches():
+        layer(b, training=True)
+    mean, var = moving_statistics(batches(), c.momentum, c.unbiased_moving_variance)
+    np.testing.assert_allclose(mean, layer.moving_mean, rtol=1e-13)
+    np.testing.assert_allclose(var, layer.moving_variance, rtol=1e-13)
+
+
+def test_pytorch_convention_by_hand():
+    running_mean, running_var = np.zeros(2), np.ones(2)
+    for b in batches():
+        running_mean = 0.9 * running_mean + 0.1 * b.mean(axis=0)
+        running_var = 0.9 * running_var + 0.1 * b.var(axis=0, ddof=1)
+    mean, var = moving_statistics(batches(), 0.9, True)
+    np.testing.assert_allclose(mean, running_mean, rtol=1e-13)
+    np.testing.assert_allclose(var, running_var, rtol=1e-13)
+    assert (
+        CONVENTIONS["pytorch"].momentum == 0.9
+        and CONVENTIONS["pytorch"].epsilon == 1e-5
+    )
+
+
+def test_population_statistics_are_unbiased():
+    bs = batches(n=4000, m=4, seed=1)
+    mean, var = population_statistics(bs)
+    np.testing.assert_allclose(mean, [1.0, -3.0], atol=0.03)
+    np.testing.assert_allclose(var, [4.0, 0.25], rtol=0.03)
+
+
+def test_conv_axis():
+    rng = np.random.default_rng(2)
+    imgs = [rng.normal(size=(2, 3, 4, 4)) for _ in range(3)]
+    mean, _ = moving_statistics(imgs, 0.0, False, axis=1)
+    np.testing.assert_allclose(mean, imgs[-1].mean(axis=(0, 2, 3)), rtol=1e-13)
+
+
+def test_one_pass_variance_fails_in_float32_at_a_large_offset():
+    z = np.random.default_rng(3).normal(size=(1000, 1))
+    np.testing.assert_allclose(one_pass_variance(z), z.var(axis=0), rtol=1e-12)
+    x = (1e4 + z).astype(np.float32)
+    assert one_pass_variance(x).dtype == np.float32
+    assert abs(one_pass_variance(x)[0] - x.astype(np.float64).var()) > 0.5
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "name"),
+    [
+        (lambda: moving_statistics([], 0.9, False), ValueError, "batches"),
+        (lambda: moving_statistics(batches(), 1.5, False), ValueError, "momentum"),
+        (
+            lambda: moving_statistics([np.ones(3)], 0.9, False),
+            ValueError,
+            "batches",
+        ),
+        (lambda: population_statistics([]), ValueError, "batches"),
+        (
+            lambda: population_statistics([np.ones((3, 2)), np.ones((4, 2))]),
+            ValueError,
+            "same size",
+        ),
+        (lambda: one_pass_variance(np.ones((3, 2)), axis=2), ValueError, "axis"),
+        (lambda: one_pass_variance(np.array(["a", "b"])), TypeError, "x"),
+    ],
+)
+def test_bad_input(call, error, name):
+    with pytest.raises(error, match=name):
+        call()
