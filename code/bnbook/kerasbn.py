@@ -7,6 +7,7 @@ into the layers before them. Chapter 4 and the parity tests share them.
 
 import numpy as np
 
+from bnbook.batchnorm import BatchNorm
 from bnbook.folding import fold_batch_norm
 from bnbook.tfsetup import load_tensorflow
 
@@ -15,6 +16,7 @@ __all__ = [
     "fold_sequential",
     "keras_batch_norm",
     "keras_forward_backward",
+    "parity_errors",
 ]
 
 
@@ -78,6 +80,72 @@ def keras_forward_backward(layer, x, dy, training=True):
     dgamma = next(grads) if layer.gamma is not None else None
     dbeta = next(grads) if layer.beta is not None else None
     return y.numpy(), dx.numpy(), dgamma, dbeta
+
+
+def _scaled_error(ours, theirs):
+    """max |ours - theirs| / (1 + |theirs|): at most tol iff assert_allclose(rtol=atol=tol)."""
+    theirs = np.asarray(theirs, np.float64)
+    return float(
+        np.max(np.abs(np.asarray(ours, np.float64) - theirs) / (1 + np.abs(theirs)))
+    )
+
+
+def parity_errors(
+    shape,
+    *,
+    axis=-1,
+    dtype="float32",
+    momentum=0.99,
+    epsilon=1e-3,
+    center=True,
+    scale=True,
+    steps=3,
+    offset=0.0,
+    seed=0,
+):
+    """Run the book's ``BatchNorm`` and Keras's side by side; return their differences.
+
+    Both start from the same random ``gamma`` and ``beta`` and see ``steps`` training
+    batches ``offset + N(1, 2^2)`` of ``shape``, each with a random upstream gradient,
+    then one inference batch. Returns a dict of the worst scaled error
+    max |ours - keras| / (1 + |keras|) of: ``y (training)``, ``dx``, ``dgamma``,
+    ``dbeta``, ``moving_mean``, ``moving_variance`` and ``y (inference)``
+    (``dgamma``/``dbeta`` are absent without ``scale``/``center``).
+    """
+    rng = np.random.default_rng(seed)
+    c = shape[axis]
+    gamma = rng.uniform(0.5, 2.0, c).astype(dtype) if scale else None
+    beta = rng.normal(size=c).astype(dtype) if center else None
+    options = {"axis": axis, "momentum": momentum, "epsilon": epsilon}
+    options |= {"center": center, "scale": scale}
+    theirs = keras_batch_norm(
+        (None, *shape[1:]), dtype=dtype, gamma=gamma, beta=beta, **options
+    )
+    ours = BatchNorm(**options)
+    ours.build(c, np.dtype(dtype))
+    ours.gamma, ours.beta = gamma, beta
+    errors = {}
+
+    def record(name, a, b):
+        errors[name] = max(errors.get(name, 0.0), _scaled_error(a, b))
+
+    def batch():
+        return (offset + rng.normal(1.0, 2.0, size=shape)).astype(dtype)
+
+    for _ in range(steps):
+        x, dy = batch(), rng.normal(size=shape).astype(dtype)
+        y_k, dx_k, dgamma_k, dbeta_k = keras_forward_backward(theirs, x, dy)
+        record("y (training)", ours(x, training=True), y_k)
+        record("dx", ours.backward(dy), dx_k)
+        if scale:
+            record("dgamma", ours.dgamma, dgamma_k)
+        if center:
+            record("dbeta", ours.dbeta, dbeta_k)
+        record("moving_mean", ours.moving_mean, theirs.moving_mean.numpy())
+        record("moving_variance", ours.moving_variance, theirs.moving_variance.numpy())
+    x = batch()
+    record("y (inference)", ours(x), theirs(x, training=False).numpy())
+    return errors
 
 
 def _batch_norm_layers(model):

@@ -61,8 +61,17 @@ def test_test_size_out_of_range(test_size):
         ({"seed": 1.0}, "seed"),
         ({"seed": None}, "seed"),
         ({"dtype": np.int32}, "dtype"),
+        ({"standardize": 1}, "standardize"),
     ],
 )
 def test_wrong_types(kwargs, name):
     with pytest.raises(TypeError, match=name):
         load_digits_split(**kwargs)
+
+
+def test_raw_intensities_without_standardizing():
+    raw = load_digits_split(standardize=False)
+    std = load_digits_split()
+    assert raw.x_train.min() == 0 and raw.x_train.max() == 16
+    np.testing.assert_array_equal(raw.y_test, std.y_test)
+    assert np.all(np.isin(raw.x_test, np.arange(17)))
