@@ -28,11 +28,14 @@ def execute(path):
         nb,
         timeout=600,
         kernel_name="python3",
+        record_timing=False,  # no per-cell timestamps: a refresh diffs only real changes
         resources={"metadata": {"path": str(path.parent)}},
     )
     start = time.perf_counter()
     client.execute()
     seconds = time.perf_counter() - start
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)  # timestamps left by older runs
     nbformat.write(nb, path)
     return seconds
 
