@@ -135,9 +135,11 @@ class MLP:
 def train_mlp(model, data, *, steps, lr, batch_size=60, seed=0, eval_every=50):
     """Plain SGD on ``data`` (a :class:`bnbook.data.Digits`), float64.
 
-    Returns a dict of arrays: ``step``, and at those steps ``train_loss`` (mean
-    training-mode loss of the batches since the previous evaluation) and
-    ``test_accuracy`` (inference mode).
+    Returns a dict of arrays: ``step`` (every ``eval_every`` steps, and the last),
+    and at those steps ``train_loss`` (mean training-mode loss of the batches since
+    the previous evaluation) and ``test_accuracy`` (inference mode). A run whose
+    loss stops being finite has diverged: training stops, and the entries from
+    there on are NaN.
     """
     if not (isinstance(steps, int) and steps > 0):
         raise ValueError(f"steps must be a positive int, got {steps!r}")
@@ -147,27 +149,31 @@ def train_mlp(model, data, *, steps, lr, batch_size=60, seed=0, eval_every=50):
         raise ValueError(
             f"batch_size must be an int in [2, n_train], got {batch_size!r}"
         )
-    x_train = data.x_train.astype(np.float64)
-    x_test = data.x_test.astype(np.float64)
+    x_train, x_test = data.x_train.astype(np.float64), data.x_test.astype(np.float64)
+    checkpoints = sorted(set(range(eval_every, steps + 1, eval_every)) | {steps})
+    history = {
+        "step": np.array(checkpoints),
+        "train_loss": np.full(len(checkpoints), np.nan),
+        "test_accuracy": np.full(len(checkpoints), np.nan),
+    }
     rng = np.random.default_rng(seed)
-    n = len(x_train)
-    order, start = rng.permutation(n), 0
-    history = {"step": [], "train_loss": [], "test_accuracy": []}
-    losses = []
-    for step in range(1, steps + 1):
-        if start + batch_size > n:  # a new epoch, freshly shuffled
-            order, start = rng.permutation(n), 0
-        batch = order[start : start + batch_size]
-        start += batch_size
-        loss, dlogits = softmax_cross_entropy(
-            model(x_train[batch], training=True), data.y_train[batch]
-        )
-        model.backward(dlogits)
-        model.sgd_step(lr)
-        losses.append(loss)
-        if step % eval_every == 0 or step == steps:
-            history["step"].append(step)
-            history["train_loss"].append(np.mean(losses))
-            history["test_accuracy"].append(model.accuracy(x_test, data.y_test))
-            losses = []
-    return {k: np.array(v) for k, v in history.items()}
+    order, start, losses, k = rng.permutation(len(x_train)), 0, [], 0
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for step in range(1, steps + 1):
+            if start + batch_size > len(x_train):  # a new epoch, freshly shuffled
+                order, start = rng.permutation(len(x_train)), 0
+            batch = order[start : start + batch_size]
+            start += batch_size
+            loss, dlogits = softmax_cross_entropy(
+                model(x_train[batch], training=True), data.y_train[batch]
+            )
+            if not np.isfinite(loss):
+                break  # diverged
+            model.backward(dlogits)
+            model.sgd_step(lr)
+            losses.append(loss)
+            if step == checkpoints[k]:
+                history["train_loss"][k] = np.mean(losses)
+                history["test_accuracy"][k] = model.accuracy(x_test, data.y_test)
+                losses, k = [], k + 1
+    return history

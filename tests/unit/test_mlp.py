@@ -102,3 +102,20 @@ def test_bad_model_arguments(kwargs, error, name):
 def test_bad_training_arguments(kwargs, name):
     with pytest.raises(ValueError, match=name):
         train_mlp(MLP(), load_digits_split(), **kwargs)
+
+
+def test_a_diverging_run_stops_and_reports_nan():
+    data = load_digits_split()
+    history = train_mlp(MLP(seed=0), data, steps=200, lr=5.0, eval_every=50)
+    np.testing.assert_array_equal(history["step"], [50, 100, 150, 200])
+    assert np.isnan(history["train_loss"][-1]) and np.isnan(
+        history["test_accuracy"][-1]
+    )
+
+
+def test_checkpoints_include_the_last_step():
+    history = train_mlp(
+        MLP(seed=0), load_digits_split(), steps=70, lr=0.1, eval_every=50
+    )
+    np.testing.assert_array_equal(history["step"], [50, 70])
+    assert np.all(np.isfinite(history["train_loss"]))
