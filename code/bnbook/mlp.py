@@ -127,6 +127,38 @@ class MLP:
         for p, g in self.params_and_grads():
             p -= lr * g
 
+    def parameters(self):
+        """The trainable arrays, in layer order (the arrays themselves, not copies)."""
+        return [p for p, _ in self.params_and_grads()]
+
+    def set_parameters(self, values):
+        """Copy ``values`` (as returned by :meth:`parameters`) into the model."""
+        params = self.parameters()
+        if len(values) != len(params):
+            raise ValueError(
+                f"values must hold {len(params)} arrays, got {len(values)}"
+            )
+        for p, v in zip(params, values, strict=True):
+            if np.shape(v) != p.shape:
+                raise ValueError(
+                    f"values must match the shapes {p.shape}, got {np.shape(v)}"
+                )
+            p[...] = v
+
+    def loss_and_grads(self, x, labels):
+        """Training-mode loss and gradients on one batch, leaving the model as it was.
+
+        The moving statistics of the batch-norm layers are restored afterwards, so
+        measuring the loss landscape does not change what inference computes.
+        """
+        bns = [layer for layer in self.layers if isinstance(layer, BatchNorm)]
+        saved = [(b.moving_mean, b.moving_variance) for b in bns]
+        loss, dlogits = softmax_cross_entropy(self(x, training=True), labels)
+        self.backward(dlogits)
+        for b, (mean, var) in zip(bns, saved, strict=True):
+            b.moving_mean, b.moving_variance = mean, var
+        return loss, [g.copy() for _, g in self.params_and_grads()]
+
     def accuracy(self, x, labels):
         """Fraction of ``x`` classified correctly, in inference mode."""
         return float(np.mean(np.argmax(self(x), axis=1) == labels))

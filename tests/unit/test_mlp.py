@@ -119,3 +119,35 @@ def test_checkpoints_include_the_last_step():
     )
     np.testing.assert_array_equal(history["step"], [50, 70])
     assert np.all(np.isfinite(history["train_loss"]))
+
+
+def test_loss_and_grads_leave_the_model_unchanged_and_match_finite_differences():
+    rng = np.random.default_rng(5)
+    model = MLP(sizes=(4, 3, 2), batch_norm=True, seed=2)
+    x, labels = rng.normal(size=(8, 4)), np.array([0, 1] * 4)
+    model(x, training=True)  # moving statistics away from their initial values
+    bn = model.layers[1]
+    before = bn.moving_mean.copy(), bn.moving_variance.copy()
+    loss, grads = model.loss_and_grads(x, labels)
+    np.testing.assert_array_equal(bn.moving_mean, before[0])
+    np.testing.assert_array_equal(bn.moving_variance, before[1])
+    assert [g.shape for g in grads] == [p.shape for p in model.parameters()]
+    params = [p.copy() for p in model.parameters()]
+
+    def loss_of_first(w):
+        model.set_parameters([w, *params[1:]])
+        value = model.loss_and_grads(x, labels)[0]
+        model.set_parameters(params)
+        return np.array(value)
+
+    numeric = numerical_gradient(loss_of_first, params[0], np.array(1.0))
+    assert relative_error(grads[0], numeric) < 1e-7
+    assert loss == pytest.approx(float(loss_of_first(params[0])))
+
+
+def test_set_parameters_checks_its_argument():
+    model = MLP(sizes=(4, 3, 2))
+    with pytest.raises(ValueError, match="values"):
+        model.set_parameters([np.ones(2)])
+    with pytest.raises(ValueError, match="shapes"):
+        model.set_parameters([np.ones((2, 2))] + model.parameters()[1:])
