@@ -12,7 +12,14 @@ import numpy as np
 
 from bnbook.batchnorm import BatchNorm
 
-__all__ = ["MLP", "Dense", "ReLU", "softmax_cross_entropy", "train_mlp"]
+__all__ = [
+    "MLP",
+    "Dense",
+    "NoiseInjection",
+    "ReLU",
+    "softmax_cross_entropy",
+    "train_mlp",
+]
 
 
 class Dense:
@@ -53,6 +60,41 @@ class ReLU:
         return iter(())
 
 
+class NoiseInjection:
+    """Santurkar et al.'s distributional noise (their Algorithm 1), in training mode.
+
+    At every training call, each unit ``j`` draws a mean ``mu_j ~ U(-0.5, 0.5)`` and a
+    scale ``sigma_j ~ U(1, 1.25)``; each example ``i`` then draws
+    ``m_ij ~ U(mu_j - 0.1, mu_j + 0.1)`` and ``s_ij ~ N(sigma_j, 0.1)``, and the layer
+    returns ``s * x + m``: the distribution of every unit's input to the next layer
+    moves, with a non-zero mean and a non-unit variance that change at every step.
+    In inference mode it is the identity (the paper does not say; this is our choice).
+    """
+
+    def __init__(self, rng):
+        self.rng = rng
+        self._s = None
+
+    def __call__(self, x, training=False):
+        if not training:
+            self._s = None
+            return x
+        n, c = x.shape
+        mu = self.rng.uniform(-0.5, 0.5, size=c)
+        sigma = self.rng.uniform(1.0, 1.25, size=c)
+        m = self.rng.uniform(mu - 0.1, mu + 0.1, size=(n, c))
+        self._s = self.rng.normal(sigma, 0.1, size=(n, c))
+        return self._s * x + m
+
+    def backward(self, dy):
+        if self._s is None:
+            raise RuntimeError("backward needs a preceding call with training=True")
+        return self._s * dy
+
+    def params_and_grads(self):
+        return iter(())
+
+
 def _bn_params_and_grads(layer):
     for p, g in ((layer.gamma, layer.dgamma), (layer.beta, layer.dbeta)):
         if p is not None:
@@ -82,10 +124,17 @@ class MLP:
     batch_norm : bool
     seed : int, seeds the initialization
     init_scale : float > 0, multiplies the He standard deviation sqrt(2 / n_in)
+    noise : bool, insert :class:`NoiseInjection` before each ReLU (after the batch
+        norm when there is one), seeded from ``seed``
     """
 
     def __init__(
-        self, sizes=(64, 100, 100, 10), batch_norm=False, seed=0, init_scale=1.0
+        self,
+        sizes=(64, 100, 100, 10),
+        batch_norm=False,
+        seed=0,
+        init_scale=1.0,
+        noise=False,
     ):
         sizes = tuple(sizes)
         if len(sizes) < 2 or not all(isinstance(n, int) and n > 0 for n in sizes):
@@ -96,12 +145,17 @@ class MLP:
             )
         if not init_scale > 0:
             raise ValueError(f"init_scale must be > 0, got {init_scale}")
+        if not isinstance(noise, bool):
+            raise TypeError(f"noise must be a bool, got {type(noise).__name__}")
         rng = np.random.default_rng(seed)
+        noise_rng = np.random.default_rng([seed, 1])
         self.layers = []
         for n_in, n_out in zip(sizes[:-2], sizes[1:-1], strict=True):
             self.layers.append(Dense(n_in, n_out, rng, not batch_norm, init_scale))
             if batch_norm:
                 self.layers.append(BatchNorm())
+            if noise:
+                self.layers.append(NoiseInjection(noise_rng))
             self.layers.append(ReLU())
         self.layers.append(Dense(sizes[-2], sizes[-1], rng, True, init_scale))
 

@@ -6,7 +6,7 @@ import pytest
 from bnbook.batchnorm import BatchNorm
 from bnbook.data import load_digits_split
 from bnbook.gradcheck import numerical_gradient, relative_error
-from bnbook.mlp import MLP, softmax_cross_entropy, train_mlp
+from bnbook.mlp import MLP, NoiseInjection, softmax_cross_entropy, train_mlp
 
 
 def test_softmax_cross_entropy_value_and_gradient():
@@ -82,6 +82,7 @@ def test_same_seed_same_run():
         ({"sizes": (64, 2.5, 10)}, ValueError, "sizes"),
         ({"batch_norm": 1}, TypeError, "batch_norm"),
         ({"init_scale": 0.0}, ValueError, "init_scale"),
+        ({"noise": "yes"}, TypeError, "noise"),
     ],
 )
 def test_bad_model_arguments(kwargs, error, name):
@@ -151,3 +152,31 @@ def test_set_parameters_checks_its_argument():
         model.set_parameters([np.ones(2)])
     with pytest.raises(ValueError, match="shapes"):
         model.set_parameters([np.ones((2, 2))] + model.parameters()[1:])
+
+
+def test_noise_injection_follows_algorithm_1():
+    layer = NoiseInjection(np.random.default_rng(0))
+    x = np.ones((20000, 3))
+    y = layer(x, training=True)
+    s = layer._s
+    # per unit: s ~ N(sigma, 0.1) with sigma in [1, 1.25]; m within 0.1 of mu in [-0.5, 0.5]
+    assert np.all((s.mean(axis=0) > 0.99) & (s.mean(axis=0) < 1.26))
+    np.testing.assert_allclose(s.std(axis=0), 0.1, rtol=0.05)
+    m = y - s * x
+    assert np.all(m.max(axis=0) - m.min(axis=0) <= 0.2 + 1e-12)
+    assert np.all(np.abs(m) <= 0.6)
+    dy = np.random.default_rng(1).normal(size=x.shape)
+    np.testing.assert_array_equal(layer.backward(dy), s * dy)
+    np.testing.assert_array_equal(layer(x), x)  # inference: the identity
+    with pytest.raises(RuntimeError, match="training=True"):
+        layer.backward(dy)
+
+
+def test_noisy_networks_still_learn_and_predict_deterministically():
+    data = load_digits_split()
+    for batch_norm in (False, True):
+        model = MLP(batch_norm=batch_norm, noise=True, seed=0)
+        assert sum(isinstance(la, NoiseInjection) for la in model.layers) == 2
+        history = train_mlp(model, data, steps=200, lr=0.05, eval_every=100)
+        assert history["test_accuracy"][-1] > 0.85
+        np.testing.assert_array_equal(model(data.x_test[:5]), model(data.x_test[:5]))
