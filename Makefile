@@ -10,6 +10,18 @@ STAMP := $(VENV)/.installed-stamp
 # Kernels started by nbval and nbclient run `python` from PATH: make it the venv's.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
+# The same floating-point results on every x86-64 machine with AVX2, so that strict nbval
+# compares like with like: a chaotic run (a large learning rate) amplifies a last-bit
+# difference into a different printed number. OpenBLAS's kernel is otherwise chosen per
+# CPU (and with AVX-512, its results depend on the thread count), and NumPy's exp and
+# log differ in the last bit between its AVX2 and AVX-512 code paths.
+export OPENBLAS_CORETYPE := Haswell
+export OPENBLAS_NUM_THREADS := 1
+export NPY_DISABLE_CPU_FEATURES := X86_V4 AVX512_ICL AVX512_SPR
+# TensorFlow's matrix products (oneDNN) and compiled functions (XLA) also pick their
+# instructions per CPU: cap both at AVX2.
+export ONEDNN_MAX_CPU_ISA := AVX2
+export XLA_FLAGS := --xla_cpu_max_isa=AVX2
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 
 .PHONY: book test execute lint unit stored nbval pages clean help

@@ -347,6 +347,11 @@ class BatchNorm:
         self.moving_variance = (a * self.moving_variance + (1 - a) * var).astype(dtype)
         return y
 
+    @property
+    def cache(self):
+        """The :class:`BatchNormCache` of the last training-mode call (None before)."""
+        return self._cache
+
     def backward(self, dy):
         """``dx`` for the last training-mode call; sets ``dgamma`` and ``dbeta``."""
         if self._cache is None:

@@ -5,8 +5,11 @@ Architecture, for ``sizes=(64, 100, 100, 10)``::
     Dense(64 -> 100) [BatchNorm] ReLU  Dense(100 -> 100) [BatchNorm] ReLU  Dense(100 -> 10)
 
 followed by softmax cross-entropy. With batch norm the dense layers before it have no
-bias: the batch mean would remove it, and beta takes its role.
+bias: the batch mean would remove it, and beta takes its role. With
+``activation="linear"`` the ReLUs are left out: a deep linear network.
 """
+
+import contextlib
 
 import numpy as np
 
@@ -116,7 +119,7 @@ def softmax_cross_entropy(logits, labels):
 
 
 class MLP:
-    """A ReLU network of dense layers, optionally with batch norm before each ReLU.
+    """A network of dense layers, optionally with batch norm before each activation.
 
     Parameters
     ----------
@@ -126,6 +129,10 @@ class MLP:
     init_scale : float > 0, multiplies the He standard deviation sqrt(2 / n_in)
     noise : bool, insert :class:`NoiseInjection` before each ReLU (after the batch
         norm when there is one), seeded from ``seed``
+    activation : "relu" or "linear" (no non-linearity: a deep linear network)
+
+    After :meth:`backward`, ``input_grads[k]`` is the gradient of the loss with
+    respect to the input of ``layers[k]``.
     """
 
     def __init__(
@@ -135,6 +142,7 @@ class MLP:
         seed=0,
         init_scale=1.0,
         noise=False,
+        activation="relu",
     ):
         sizes = tuple(sizes)
         if len(sizes) < 2 or not all(isinstance(n, int) and n > 0 for n in sizes):
@@ -147,17 +155,28 @@ class MLP:
             raise ValueError(f"init_scale must be > 0, got {init_scale}")
         if not isinstance(noise, bool):
             raise TypeError(f"noise must be a bool, got {type(noise).__name__}")
+        if activation not in ("relu", "linear"):
+            raise ValueError(
+                f'activation must be "relu" or "linear", got {activation!r}'
+            )
+        self.activation = activation
         rng = np.random.default_rng(seed)
         noise_rng = np.random.default_rng([seed, 1])
         self.layers = []
         for n_in, n_out in zip(sizes[:-2], sizes[1:-1], strict=True):
             self.layers.append(Dense(n_in, n_out, rng, not batch_norm, init_scale))
             if batch_norm:
-                self.layers.append(BatchNorm())
+                bn = BatchNorm()
+                bn.build(
+                    n_out, np.float64
+                )  # now, so that parameters() lists gamma, beta
+                self.layers.append(bn)
             if noise:
                 self.layers.append(NoiseInjection(noise_rng))
-            self.layers.append(ReLU())
+            if activation == "relu":
+                self.layers.append(ReLU())
         self.layers.append(Dense(sizes[-2], sizes[-1], rng, True, init_scale))
+        self.input_grads = None
 
     def __call__(self, x, training=False):
         """Logits of shape (N, n_classes)."""
@@ -166,9 +185,46 @@ class MLP:
         return x
 
     def backward(self, dlogits):
+        """The gradient with respect to the input (every layer's: ``input_grads``)."""
+        grads = [dlogits]
         for layer in reversed(self.layers):
-            dlogits = layer.backward(dlogits)
-        return dlogits
+            grads.append(layer.backward(grads[-1]))
+        self.input_grads = grads[::-1][:-1]
+        return self.input_grads[0]
+
+    @contextlib.contextmanager
+    def _state_kept(self):
+        """Restore the moving statistics and the noise generators after the block.
+
+        Measurements then leave no trace: inference is unchanged, and training goes
+        on drawing the noise it would have drawn.
+        """
+        bns = [la for la in self.layers if isinstance(la, BatchNorm)]
+        noises = [la for la in self.layers if isinstance(la, NoiseInjection)]
+        saved = [(b.moving_mean, b.moving_variance) for b in bns]
+        states = [n.rng.bit_generator.state for n in noises]
+        try:
+            yield
+        finally:
+            for b, (mean, var) in zip(bns, saved, strict=True):
+                b.moving_mean, b.moving_variance = mean, var
+            for n, state in zip(noises, states, strict=True):
+                n.rng.bit_generator.state = state
+
+    def preactivations(self, x, training=False):
+        """The input of every hidden layer's activation, leaving the model unchanged.
+
+        Returns a list with one array of shape (N, units) per hidden layer: what the
+        ReLU receives (after batch norm and noise, where there are any).
+        """
+        before = ReLU if self.activation == "relu" else Dense
+        out = []
+        with self._state_kept():
+            for k, layer in enumerate(self.layers):
+                if k > 0 and isinstance(layer, before):
+                    out.append(x)
+                x = layer(x, training=training)
+        return out
 
     def params_and_grads(self):
         for layer in self.layers:
@@ -202,23 +258,41 @@ class MLP:
     def loss_and_grads(self, x, labels):
         """Training-mode loss and gradients on one batch, leaving the model as it was.
 
-        The moving statistics of the batch-norm layers are restored afterwards, so
-        measuring the loss landscape does not change what inference computes.
+        The moving statistics of the batch-norm layers (and the noise generators) are
+        restored afterwards, so measuring the loss landscape does not change what
+        inference computes.
         """
-        bns = [layer for layer in self.layers if isinstance(layer, BatchNorm)]
-        saved = [(b.moving_mean, b.moving_variance) for b in bns]
-        loss, dlogits = softmax_cross_entropy(self(x, training=True), labels)
-        self.backward(dlogits)
-        for b, (mean, var) in zip(bns, saved, strict=True):
-            b.moving_mean, b.moving_variance = mean, var
+        with self._state_kept():
+            loss, dlogits = softmax_cross_entropy(self(x, training=True), labels)
+            self.backward(dlogits)
         return loss, [g.copy() for _, g in self.params_and_grads()]
+
+    def loss_and_grads_at(self, params, x, labels):
+        """:meth:`loss_and_grads` at ``params`` (arrays as :meth:`parameters` lists
+        them); the model keeps its own parameters."""
+        saved = [p.copy() for p in self.parameters()]
+        self.set_parameters(params)
+        try:
+            return self.loss_and_grads(x, labels)
+        finally:
+            self.set_parameters(saved)
 
     def accuracy(self, x, labels):
         """Fraction of ``x`` classified correctly, in inference mode."""
         return float(np.mean(np.argmax(self(x), axis=1) == labels))
 
 
-def train_mlp(model, data, *, steps, lr, batch_size=60, seed=0, eval_every=50):
+def train_mlp(
+    model,
+    data,
+    *,
+    steps,
+    lr,
+    batch_size=60,
+    seed=0,
+    eval_every=50,
+    callback=None,
+):
     """Plain SGD on ``data`` (a :class:`bnbook.data.Digits`), float64.
 
     Returns a dict of arrays: ``step`` (every ``eval_every`` steps, and the last),
@@ -226,6 +300,10 @@ def train_mlp(model, data, *, steps, lr, batch_size=60, seed=0, eval_every=50):
     the previous evaluation) and ``test_accuracy`` (inference mode). A run whose
     loss stops being finite has diverged: training stops, and the entries from
     there on are NaN.
+
+    ``callback(step, model)``, if given, is called before the first step (with
+    ``step=0``) and after each evaluation; what it measures is the caller's to keep.
+    It must leave the model as it found it (the measurements of :class:`MLP` do).
     """
     if not (isinstance(steps, int) and steps > 0):
         raise ValueError(f"steps must be a positive int, got {steps!r}")
@@ -235,6 +313,8 @@ def train_mlp(model, data, *, steps, lr, batch_size=60, seed=0, eval_every=50):
         raise ValueError(
             f"batch_size must be an int in [2, n_train], got {batch_size!r}"
         )
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable, got {type(callback).__name__}")
     x_train, x_test = data.x_train.astype(np.float64), data.x_test.astype(np.float64)
     checkpoints = sorted(set(range(eval_every, steps + 1, eval_every)) | {steps})
     history = {
@@ -244,6 +324,8 @@ def train_mlp(model, data, *, steps, lr, batch_size=60, seed=0, eval_every=50):
     }
     rng = np.random.default_rng(seed)
     order, start, losses, k = rng.permutation(len(x_train)), 0, [], 0
+    if callback is not None:
+        callback(0, model)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for step in range(1, steps + 1):
             if start + batch_size > len(x_train):  # a new epoch, freshly shuffled
@@ -262,4 +344,6 @@ def train_mlp(model, data, *, steps, lr, batch_size=60, seed=0, eval_every=50):
                 history["train_loss"][k] = np.mean(losses)
                 history["test_accuracy"][k] = model.accuracy(x_test, data.y_test)
                 losses, k = [], k + 1
+                if callback is not None:
+                    callback(step, model)
     return history

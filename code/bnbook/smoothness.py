@@ -10,15 +10,60 @@ a NumPy network, a Keras one, or a quadratic with a known answer (the unit tests
   gradient ``g``, move to ``w - eta g`` for several step sizes and record the loss,
   the change of the gradient ``||g(w - eta g) - g(w)||`` ("gradient predictiveness")
   and the effective beta-smoothness ``max ||g(w - eta g) - g(w)|| / ||eta g||``.
+- :func:`gradient_norm_bound`: both sides of their Theorem 4.1 for one batch-norm
+  layer, from the gradient arriving at its output.
+- :func:`flatten` and :func:`on_flat_vector`: a model's list of parameter arrays as
+  one vector, which is what "the direction of the gradient" is taken in.
 """
 
 import numpy as np
 
-__all__ = ["ics", "landscape_along_gradient"]
+from bnbook.batchnorm import batch_norm_backward
+
+__all__ = [
+    "flatten",
+    "gradient_norm_bound",
+    "ics",
+    "landscape_along_gradient",
+    "on_flat_vector",
+]
 
 
-def _flat(arrays):
-    return np.concatenate([np.ravel(a) for a in arrays])
+def flatten(arrays):
+    """Concatenate arrays, raveled in order, into one float64 vector."""
+    return np.concatenate([np.ravel(a) for a in arrays]).astype(np.float64)
+
+
+def on_flat_vector(loss_and_grads, shapes):
+    """``loss_and_grads`` (list of arrays -> (loss, list of arrays)) on flat vectors.
+
+    Parameters
+    ----------
+    loss_and_grads : callable, parameters as arrays of ``shapes`` -> (loss, gradients)
+    shapes : the shapes of the parameter arrays, in order
+
+    Returns
+    -------
+    callable, w (n,) -> (loss, g (n,)), with n the total size of ``shapes``
+    """
+    if not callable(loss_and_grads):
+        raise TypeError(
+            f"loss_and_grads must be callable, got {type(loss_and_grads).__name__}"
+        )
+    shapes = [tuple(s) for s in shapes]
+    ends = np.cumsum([int(np.prod(s)) for s in shapes])
+
+    def loss_and_grad(w):
+        w = np.asarray(w, dtype=np.float64)
+        if w.shape != (ends[-1],):
+            raise ValueError(f"w must have shape ({ends[-1]},), got {w.shape}")
+        pieces = np.split(w, ends[:-1])
+        loss, grads = loss_and_grads(
+            [p.reshape(s) for p, s in zip(pieces, shapes, strict=True)]
+        )
+        return loss, flatten(grads)
+
+    return loss_and_grad
 
 
 def ics(grads_fn, params, layer, lr):
@@ -28,8 +73,10 @@ def ics(grads_fn, params, layer, lr):
     ----------
     grads_fn : callable, list of parameter arrays -> list of gradient arrays (same order)
         The gradient of the loss on one fixed batch.
-    params : list of arrays, one entry per layer (``params[i]`` is layer i's weights)
-    layer : int, the layer i whose gradient is compared (0 <= layer < len(params))
+    params : list of arrays in network order, input side first
+    layer : int, the entry of ``params`` whose gradient is compared (the weights of
+        layer i); every entry before it (the parameters of layers 0..i-1) takes its
+        step, every entry from it on stays
     lr : float > 0, the step the earlier layers take
 
     Returns
@@ -71,8 +118,9 @@ def landscape_along_gradient(loss_and_grad, w, lr, factors=(0.5, 1.0, 2.0, 3.0, 
     Returns
     -------
     dict with ``eta`` (k,), ``loss`` (k,), ``grad_change`` (k,), and the scalars
-    ``loss_range`` (max - min of the losses), ``grad_change_range`` (max - min of
-    the gradient changes) and ``beta_smoothness`` (max of grad change / step length).
+    ``loss_at_w`` (the loss at ``w`` itself), ``loss_range`` (max - min of the
+    losses), ``grad_change_range`` (max - min of the gradient changes) and
+    ``beta_smoothness`` (max of grad change / step length).
     """
     if not callable(loss_and_grad):
         raise TypeError(
@@ -84,7 +132,7 @@ def landscape_along_gradient(loss_and_grad, w, lr, factors=(0.5, 1.0, 2.0, 3.0, 
     if factors.ndim != 1 or factors.size == 0 or np.any(factors <= 0):
         raise ValueError("factors must be a non-empty 1-D sequence of positive numbers")
     w = np.asarray(w, dtype=np.float64)
-    _, g = loss_and_grad(w)
+    loss_at_w, g = loss_and_grad(w)
     g = np.asarray(g, dtype=np.float64)
     if g.shape != w.shape:
         raise ValueError(
@@ -106,7 +154,45 @@ def landscape_along_gradient(loss_and_grad, w, lr, factors=(0.5, 1.0, 2.0, 3.0, 
         "eta": eta,
         "loss": losses,
         "grad_change": changes,
+        "loss_at_w": float(loss_at_w),
         "loss_range": float(losses.max() - losses.min()),
         "grad_change_range": float(changes.max() - changes.min()),
         "beta_smoothness": float(np.max(changes / (eta * g_norm))),
+    }
+
+
+def gradient_norm_bound(dy, cache):
+    """Both sides of Santurkar et al.'s Theorem 4.1, per feature of one BN layer.
+
+    For a feature with batch values ``x`` (m of them), normalized ``x_hat``, scale
+    ``gamma`` and ``sigma^2 = var + epsilon``, and ``g = dy``, the gradient of the
+    loss with respect to the layer's output ``y = gamma x_hat + beta``:
+
+        lhs = ||dL/dx||^2
+        rhs = gamma^2 / sigma^2 * (||g||^2 - <1, g>^2 / m - <g, x_hat>^2 / m)
+
+    ``lhs <= rhs``, with equality when ``epsilon = 0``. ``rhs_printed`` is the right
+    side with the last coefficient ``1/sqrt(m)``, as the paper prints it.
+
+    Parameters
+    ----------
+    dy : array shaped like the layer's input, the gradient at its output
+    cache : BatchNormCache of the forward pass (``BatchNorm.cache``)
+
+    Returns
+    -------
+    dict of arrays of shape (C,): ``lhs``, ``rhs``, ``rhs_printed``
+    """
+    dx, _, _ = batch_norm_backward(dy, cache)  # checks dy and cache
+    axes, x_hat = cache.reduce_axes, cache.x_hat
+    m = x_hat.size // cache.inv_std.size
+    g = np.asarray(dy, dtype=x_hat.dtype)
+    scale = (cache.gamma * cache.inv_std).ravel() ** 2
+    g_sq = (g**2).sum(axis=axes)
+    along_one = g.sum(axis=axes) ** 2 / m
+    along_x_hat = (g * x_hat).sum(axis=axes) ** 2
+    return {
+        "lhs": (dx**2).sum(axis=axes),
+        "rhs": scale * (g_sq - along_one - along_x_hat / m),
+        "rhs_printed": scale * (g_sq - along_one - along_x_hat / np.sqrt(m)),
     }

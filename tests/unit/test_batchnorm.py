@@ -529,3 +529,13 @@ def test_staged_backward_node_gradients_match_finite_differences():
         assert relative_error(nodes[name], numerical_gradient(f, point, dy)) < 1e-7, (
             name
         )
+
+
+def test_layer_cache_is_that_of_its_last_training_call():
+    layer, x = BatchNorm(), X * np.arange(4)[:, None]
+    assert layer.cache is None
+    layer(x, training=True)
+    _, expected = batch_norm_forward(x, np.ones(3), np.zeros(3))
+    np.testing.assert_array_equal(layer.cache.x_hat, expected.x_hat)
+    layer(2 * x)  # inference keeps the training cache
+    np.testing.assert_array_equal(layer.cache.x_hat, expected.x_hat)

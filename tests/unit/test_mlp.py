@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from bnbook.batchnorm import BatchNorm
+from bnbook.batchnorm import BatchNorm, batch_norm_backward
 from bnbook.data import load_digits_split
 from bnbook.gradcheck import numerical_gradient, relative_error
-from bnbook.mlp import MLP, NoiseInjection, softmax_cross_entropy, train_mlp
+from bnbook.mlp import MLP, NoiseInjection, ReLU, softmax_cross_entropy, train_mlp
 
 
 def test_softmax_cross_entropy_value_and_gradient():
@@ -180,3 +180,86 @@ def test_noisy_networks_still_learn_and_predict_deterministically():
         history = train_mlp(model, data, steps=200, lr=0.05, eval_every=100)
         assert history["test_accuracy"][-1] > 0.85
         np.testing.assert_array_equal(model(data.x_test[:5]), model(data.x_test[:5]))
+
+
+def test_a_linear_network_has_no_relu_and_is_linear():
+    model = MLP(sizes=(3, 4, 4, 2), activation="linear", seed=0)
+    assert not any(isinstance(la, ReLU) for la in model.layers)
+    x = np.random.default_rng(0).normal(size=(5, 3))
+    bias = model(np.zeros((1, 3)))
+    np.testing.assert_allclose(model(2 * x) - bias, 2 * (model(x) - bias))
+    with pytest.raises(ValueError, match="activation"):
+        MLP(activation="tanh")
+
+
+def test_input_grads_hold_every_layers_input_gradient():
+    rng = np.random.default_rng(0)
+    model = MLP(sizes=(5, 4, 3), batch_norm=True, seed=1)
+    x, labels = rng.normal(size=(6, 5)), np.array([0, 1, 2, 0, 1, 2])
+    _, dlogits = softmax_cross_entropy(model(x, training=True), labels)
+    dx = model.backward(dlogits)
+    assert len(model.input_grads) == len(model.layers)
+    np.testing.assert_array_equal(model.input_grads[0], dx)
+    # the last layer is Dense: its input gradient is dlogits @ W.T
+    np.testing.assert_allclose(model.input_grads[-1], dlogits @ model.layers[-1].W.T)
+    bn = model.layers[1]
+    np.testing.assert_allclose(
+        model.input_grads[1], batch_norm_backward(model.input_grads[2], bn.cache)[0]
+    )
+
+
+@pytest.mark.parametrize("activation", ["relu", "linear"])
+def test_preactivations_one_per_hidden_layer_and_no_trace(activation):
+    rng = np.random.default_rng(2)
+    model = MLP((5, 7, 6, 3), batch_norm=True, noise=True, activation=activation)
+    x = rng.normal(3.0, 2.0, size=(40, 5))
+    model(x, training=True)
+    bn = model.layers[1]
+    moving = bn.moving_mean.copy()
+    first = model.preactivations(x, training=True)
+    again = model.preactivations(x, training=True)
+    assert [a.shape for a in first] == [(40, 7), (40, 6)]
+    np.testing.assert_array_equal(first[0], again[0])  # the same noise: state restored
+    np.testing.assert_array_equal(bn.moving_mean, moving)
+    # without noise, training-mode preactivations are normalized per unit
+    clean = MLP((5, 7, 3), batch_norm=True, activation=activation)
+    z = clean.preactivations(x, training=True)[0]
+    np.testing.assert_allclose(z.mean(axis=0), 0.0, atol=1e-12)
+    np.testing.assert_allclose(z.std(axis=0), 1.0, rtol=1e-3)
+
+
+def test_loss_and_grads_at_other_parameters_leaves_the_model_alone():
+    rng = np.random.default_rng(5)
+    model = MLP(sizes=(4, 3, 2), batch_norm=True, seed=2)
+    x, labels = rng.normal(size=(8, 4)), np.array([0, 1] * 4)
+    own = [p.copy() for p in model.parameters()]
+    other = [p + 0.1 for p in own]
+    loss, grads = model.loss_and_grads_at(other, x, labels)
+    for p, q in zip(model.parameters(), own, strict=True):
+        np.testing.assert_array_equal(p, q)
+    model.set_parameters(other)
+    loss_direct, grads_direct = model.loss_and_grads(x, labels)
+    assert loss == loss_direct
+    for g, h in zip(grads, grads_direct, strict=True):
+        np.testing.assert_array_equal(g, h)
+
+
+def test_callback_sees_every_checkpoint_and_measuring_changes_nothing():
+    data = load_digits_split()
+    seen = []
+
+    def measure(step, model):
+        seen.append(step)
+        model.loss_and_grads(data.x_train[:30].astype(float), data.y_train[:30])
+        model.preactivations(data.x_train[:30].astype(float), training=True)
+
+    kwargs = {"steps": 70, "lr": 0.1, "eval_every": 25}
+    plain = train_mlp(MLP(batch_norm=True, noise=True), data, **kwargs)
+    measured = train_mlp(
+        MLP(batch_norm=True, noise=True), data, callback=measure, **kwargs
+    )
+    assert seen == [0, 25, 50, 70]
+    np.testing.assert_array_equal(plain["train_loss"], measured["train_loss"])
+    np.testing.assert_array_equal(plain["test_accuracy"], measured["test_accuracy"])
+    with pytest.raises(TypeError, match="callback"):
+        train_mlp(MLP(), data, steps=5, lr=0.1, callback="print")

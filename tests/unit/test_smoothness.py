@@ -3,7 +3,14 @@
 import numpy as np
 import pytest
 
-from bnbook.smoothness import ics, landscape_along_gradient
+from bnbook.batchnorm import batch_norm_forward
+from bnbook.smoothness import (
+    flatten,
+    gradient_norm_bound,
+    ics,
+    landscape_along_gradient,
+    on_flat_vector,
+)
 
 A = np.diag([1.0, 4.0, 9.0])  # a quadratic with curvatures 1, 4 and 9
 
@@ -20,6 +27,7 @@ def test_landscape_of_a_quadratic():
     expected_loss = [0.5 * (w - e * g) @ A @ (w - e * g) for e in eta]
     np.testing.assert_allclose(out["eta"], eta)
     np.testing.assert_allclose(out["loss"], expected_loss, rtol=1e-12)
+    assert out["loss_at_w"] == pytest.approx(0.5 * w @ A @ w)
     # the gradient changes by eta * A g, exactly
     np.testing.assert_allclose(
         out["grad_change"], eta * np.linalg.norm(A @ g), rtol=1e-12
@@ -116,3 +124,70 @@ def test_first_layer_has_no_shift():
 def test_bad_input(call, error, name):
     with pytest.raises(error, match=name):
         call()
+
+
+def test_on_flat_vector_splits_and_joins_in_order():
+    def loss_and_grads(params):  # L = 0.5 |a|^2 + 0.5 |B|^2 with B a 2x2 matrix
+        a, b = params
+        return 0.5 * (a @ a + (b**2).sum()), [a, b]
+
+    f = on_flat_vector(loss_and_grads, [(3,), (2, 2)])
+    w = np.arange(7.0)
+    loss, g = f(w)
+    assert loss == pytest.approx(0.5 * w @ w)
+    np.testing.assert_array_equal(g, w)
+    np.testing.assert_array_equal(flatten([np.ones(2), np.zeros((1, 2))]), [1, 1, 0, 0])
+    with pytest.raises(ValueError, match="w must have shape"):
+        f(np.ones(6))
+    with pytest.raises(TypeError, match="loss_and_grads"):
+        on_flat_vector(None, [(3,)])
+
+
+def _bn_cache(epsilon, seed=0, shape=(32, 5)):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(2.0, 3.0, size=shape)
+    gamma = rng.uniform(0.5, 2.0, size=shape[-1])
+    _, cache = batch_norm_forward(x, gamma, np.zeros(shape[-1]), epsilon=epsilon)
+    return cache, rng.normal(size=shape)
+
+
+def test_theorem_4_1_is_an_equality_without_epsilon():
+    cache, g = _bn_cache(epsilon=0.0)
+    sides = gradient_norm_bound(g, cache)
+    np.testing.assert_allclose(sides["lhs"], sides["rhs"], rtol=1e-12)
+
+
+def test_theorem_4_1_holds_with_epsilon():
+    for seed in range(5):
+        cache, g = _bn_cache(epsilon=1e-1, seed=seed)
+        sides = gradient_norm_bound(g, cache)
+        assert np.all(sides["lhs"] <= sides["rhs"])
+        assert np.all(sides["lhs"] < sides["rhs"])  # strictly: epsilon > 0
+
+
+def test_theorem_4_1_on_the_removed_directions():
+    # A gradient that is constant over the batch, or along x_hat, is removed entirely:
+    # both sides are zero. The printed bound (1/sqrt(m)) goes negative along x_hat.
+    cache, _ = _bn_cache(epsilon=0.0, shape=(16, 2))
+    for g, printed_negative in ((np.ones((16, 2)), False), (cache.x_hat, True)):
+        sides = gradient_norm_bound(g, cache)
+        np.testing.assert_allclose(sides["lhs"], 0.0, atol=1e-20)
+        np.testing.assert_allclose(sides["rhs"], 0.0, atol=1e-12)
+        assert np.all(sides["rhs_printed"] < -1e-6) == printed_negative
+
+
+def test_theorem_4_1_for_conv_maps():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(4, 3, 3, 2))
+    _, cache = batch_norm_forward(x, np.ones(2), np.zeros(2), epsilon=0.0)
+    sides = gradient_norm_bound(rng.normal(size=x.shape), cache)
+    assert sides["lhs"].shape == (2,)
+    np.testing.assert_allclose(sides["lhs"], sides["rhs"], rtol=1e-12)
+
+
+def test_gradient_norm_bound_checks_its_arguments():
+    cache, g = _bn_cache(epsilon=1e-3)
+    with pytest.raises(TypeError, match="cache"):
+        gradient_norm_bound(g, {"x_hat": g})
+    with pytest.raises(ValueError, match="dy"):
+        gradient_norm_bound(g[:, :2], cache)
