@@ -6,7 +6,10 @@ Architecture, for ``sizes=(64, 100, 100, 10)``::
 
 followed by softmax cross-entropy. With batch norm the dense layers before it have no
 bias: the batch mean would remove it, and beta takes its role. With
-``activation="linear"`` the ReLUs are left out: a deep linear network.
+``activation="linear"`` the ReLUs are left out: a deep linear network. Another
+normalization (``norm=``, e.g. :class:`bnbook.normalization.LayerNorm`) can take batch
+norm's place, and ``residual=True`` adds a skip connection around every hidden block
+whose input and output have the same size: ``x + ReLU(BN(x @ W))``.
 """
 
 import contextlib
@@ -20,6 +23,7 @@ __all__ = [
     "Dense",
     "NoiseInjection",
     "ReLU",
+    "Residual",
     "softmax_cross_entropy",
     "train_mlp",
 ]
@@ -98,10 +102,57 @@ class NoiseInjection:
         return iter(())
 
 
-def _bn_params_and_grads(layer):
+def _params_and_grads(layer):
+    if not isinstance(layer, BatchNorm):
+        yield from layer.params_and_grads()
+        return
     for p, g in ((layer.gamma, layer.dgamma), (layer.beta, layer.dbeta)):
         if p is not None:
             yield p, g
+
+
+class Residual:
+    """``y = x + f(x)`` for a block of layers ``f`` whose output has the input's size."""
+
+    def __init__(self, layers):
+        self.layers = list(layers)
+
+    def __call__(self, x, training=False):
+        y = x
+        for layer in self.layers:
+            y = layer(y, training=training)
+        return x + y
+
+    def backward(self, dy):
+        d = dy
+        for layer in reversed(self.layers):
+            d = layer.backward(d)
+        return dy + d  # the skip passes the gradient on unchanged
+
+    def params_and_grads(self):
+        for layer in self.layers:
+            yield from _params_and_grads(layer)
+
+
+def _flattened(layers):
+    for layer in layers:
+        if isinstance(layer, Residual):
+            yield from _flattened(layer.layers)
+        else:
+            yield layer
+
+
+def _population_pass(layers, x):
+    for layer in layers:
+        if isinstance(layer, Residual):
+            x = x + _population_pass(layer.layers, x)
+            continue
+        if isinstance(layer, BatchNorm):
+            layer.moving_mean, layer.moving_variance = x.mean(axis=0), x.var(axis=0)
+            if hasattr(layer, "moving_stddev"):  # BatchRenorm keeps the std too
+                layer.moving_stddev = np.sqrt(layer.moving_variance + layer.epsilon)
+        x = layer(x)
+    return x
 
 
 def softmax_cross_entropy(logits, labels):
@@ -130,6 +181,11 @@ class MLP:
     noise : bool, insert :class:`NoiseInjection` before each ReLU (after the batch
         norm when there is one), seeded from ``seed``
     activation : "relu" or "linear" (no non-linearity: a deep linear network)
+    norm : None, or a callable without arguments that makes the normalization layer
+        used instead of batch norm, e.g. ``LayerNorm`` or ``lambda: GroupNorm(4)``
+        (not together with ``batch_norm=True``)
+    residual : bool, wrap each hidden block with equal input and output size in a
+        :class:`Residual`
 
     After :meth:`backward`, ``input_grads[k]`` is the gradient of the loss with
     respect to the input of ``layers[k]``.
@@ -143,6 +199,8 @@ class MLP:
         init_scale=1.0,
         noise=False,
         activation="relu",
+        norm=None,
+        residual=False,
     ):
         sizes = tuple(sizes)
         if len(sizes) < 2 or not all(isinstance(n, int) and n > 0 for n in sizes):
@@ -155,26 +213,38 @@ class MLP:
             raise ValueError(f"init_scale must be > 0, got {init_scale}")
         if not isinstance(noise, bool):
             raise TypeError(f"noise must be a bool, got {type(noise).__name__}")
+        if norm is not None and not callable(norm):
+            raise TypeError(f"norm must be callable or None, got {type(norm).__name__}")
+        if norm is not None and batch_norm:
+            raise ValueError("give batch_norm=True or norm=..., not both")
+        if not isinstance(residual, bool):
+            raise TypeError(f"residual must be a bool, got {type(residual).__name__}")
         if activation not in ("relu", "linear"):
             raise ValueError(
                 f'activation must be "relu" or "linear", got {activation!r}'
             )
-        self.activation = activation
+        self.activation, self.residual = activation, residual
+        norm = BatchNorm if batch_norm else norm
         rng = np.random.default_rng(seed)
         noise_rng = np.random.default_rng([seed, 1])
         self.layers = []
         for n_in, n_out in zip(sizes[:-2], sizes[1:-1], strict=True):
-            self.layers.append(Dense(n_in, n_out, rng, not batch_norm, init_scale))
-            if batch_norm:
-                bn = BatchNorm()
-                bn.build(
-                    n_out, np.float64
-                )  # now, so that parameters() lists gamma, beta
-                self.layers.append(bn)
+            block = []
+            normalization = None if norm is None else norm()
+            if normalization is not None:
+                normalization.build(n_out, np.float64)  # now: parameters() lists it
+            bias = not isinstance(normalization, BatchNorm)  # BN would subtract it
+            block.append(Dense(n_in, n_out, rng, bias, init_scale))
+            if normalization is not None:
+                block.append(normalization)
             if noise:
-                self.layers.append(NoiseInjection(noise_rng))
+                block.append(NoiseInjection(noise_rng))
             if activation == "relu":
-                self.layers.append(ReLU())
+                block.append(ReLU())
+            if residual and n_in == n_out:
+                self.layers.append(Residual(block))
+            else:
+                self.layers.extend(block)
         self.layers.append(Dense(sizes[-2], sizes[-1], rng, True, init_scale))
         self.input_grads = None
 
@@ -199,15 +269,20 @@ class MLP:
         Measurements then leave no trace: inference is unchanged, and training goes
         on drawing the noise it would have drawn.
         """
-        bns = [la for la in self.layers if isinstance(la, BatchNorm)]
-        noises = [la for la in self.layers if isinstance(la, NoiseInjection)]
-        saved = [(b.moving_mean, b.moving_variance) for b in bns]
+        bns = [la for la in _flattened(self.layers) if isinstance(la, BatchNorm)]
+        noises = [
+            la for la in _flattened(self.layers) if isinstance(la, NoiseInjection)
+        ]
+        saved = [  # the statistics arrays are replaced at each call, never changed
+            {k: v for k, v in vars(b).items() if k.startswith(("moving_", "renorm_"))}
+            for b in bns
+        ]
         states = [n.rng.bit_generator.state for n in noises]
         try:
             yield
         finally:
-            for b, (mean, var) in zip(bns, saved, strict=True):
-                b.moving_mean, b.moving_variance = mean, var
+            for b, attributes in zip(bns, saved, strict=True):
+                vars(b).update(attributes)
             for n, state in zip(noises, states, strict=True):
                 n.rng.bit_generator.state = state
 
@@ -217,6 +292,8 @@ class MLP:
         Returns a list with one array of shape (N, units) per hidden layer: what the
         ReLU receives (after batch norm and noise, where there are any).
         """
+        if self.residual:
+            raise ValueError("preactivations needs a network without residual blocks")
         before = ReLU if self.activation == "relu" else Dense
         out = []
         with self._state_kept():
@@ -228,10 +305,21 @@ class MLP:
 
     def params_and_grads(self):
         for layer in self.layers:
-            if isinstance(layer, BatchNorm):
-                yield from _bn_params_and_grads(layer)
-            else:
-                yield from layer.params_and_grads()
+            yield from _params_and_grads(layer)
+
+    def dense_layers(self):
+        """Every :class:`Dense` layer, input side first (inside residual blocks too)."""
+        return [la for la in _flattened(self.layers) if isinstance(la, Dense)]
+
+    def use_population_statistics(self, x):
+        """Set each batch norm's moving statistics to its input's statistics over ``x``.
+
+        In inference mode, layer by layer: every batch-norm layer gets the mean and
+        (biased) variance of what it receives when the whole of ``x`` (N, n_inputs)
+        passes through the network below it. These are the population statistics
+        that Ioffe and Szegedy's inference uses, instead of moving averages.
+        """
+        _population_pass(self.layers, np.asarray(x, dtype=np.float64))
 
     def sgd_step(self, lr):
         for p, g in self.params_and_grads():

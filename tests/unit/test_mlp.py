@@ -6,7 +6,15 @@ import pytest
 from bnbook.batchnorm import BatchNorm, batch_norm_backward
 from bnbook.data import load_digits_split
 from bnbook.gradcheck import numerical_gradient, relative_error
-from bnbook.mlp import MLP, NoiseInjection, ReLU, softmax_cross_entropy, train_mlp
+from bnbook.mlp import (
+    MLP,
+    NoiseInjection,
+    ReLU,
+    Residual,
+    softmax_cross_entropy,
+    train_mlp,
+)
+from bnbook.normalization import BatchRenorm, GroupNorm, LayerNorm
 
 
 def test_softmax_cross_entropy_value_and_gradient():
@@ -263,3 +271,78 @@ def test_callback_sees_every_checkpoint_and_measuring_changes_nothing():
     np.testing.assert_array_equal(plain["test_accuracy"], measured["test_accuracy"])
     with pytest.raises(TypeError, match="callback"):
         train_mlp(MLP(), data, steps=5, lr=0.1, callback="print")
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"norm": LayerNorm},
+        {"norm": lambda: GroupNorm(groups=2)},
+        {"batch_norm": True, "residual": True},
+        {"residual": True, "activation": "linear"},
+    ],
+    ids=["layer", "group", "bn-residual", "linear-residual"],
+)
+def test_other_normalizations_and_residual_blocks_have_correct_gradients(kwargs):
+    rng = np.random.default_rng(3)
+    model = MLP(sizes=(5, 4, 4, 4, 3), seed=1, **kwargs)
+    x, labels = rng.normal(size=(6, 5)), np.array([0, 1, 2, 0, 1, 2])
+    if "residual" in kwargs:
+        assert sum(isinstance(la, Residual) for la in model.layers) == 2
+    params = [p.copy() for p in model.parameters()]
+    _, grads = model.loss_and_grads(x, labels)
+    for k in (0, len(params) - 3):
+
+        def loss_of(p, k=k):
+            values = [*params]
+            values[k] = p
+            return np.array(model.loss_and_grads_at(values, x, labels)[0])
+
+        numeric = numerical_gradient(loss_of, params[k], np.array(1.0))
+        assert relative_error(grads[k], numeric) < 1e-6, k
+
+
+def test_batch_renorm_in_a_network_follows_keras_not_the_true_gradient():
+    # Renorm treats its corrections r and d as constants, so its gradient is not the
+    # loss's (tests/unit/test_normalization.py checks it against Keras instead); the
+    # network still trains.
+    model = MLP(norm=BatchRenorm, seed=0)
+    assert isinstance(model.layers[1], BatchRenorm) and model.layers[0].b is None
+    history = train_mlp(model, load_digits_split(), steps=200, lr=0.1, eval_every=100)
+    assert history["test_accuracy"][-1] > 0.9
+
+
+def test_dense_layers_are_found_inside_residual_blocks():
+    model = MLP(sizes=(5, 4, 4, 4, 3), batch_norm=True, residual=True)
+    assert len(model.dense_layers()) == 4
+    assert model.dense_layers()[0] is model.layers[0]
+    assert model.dense_layers()[0].b is None  # batch norm follows it
+    assert MLP(sizes=(5, 4, 3), norm=LayerNorm).dense_layers()[0].b is not None
+
+
+def test_population_statistics_make_inference_equal_training_on_that_batch():
+    rng = np.random.default_rng(4)
+    for residual in (False, True):
+        model = MLP(sizes=(5, 6, 6, 3), batch_norm=True, residual=residual, seed=2)
+        x = rng.normal(3.0, 2.0, size=(50, 5))
+        assert not np.allclose(model(x), model(x, training=True))
+        model.use_population_statistics(x)
+        np.testing.assert_allclose(model(x), model(x, training=True), rtol=1e-10)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "name"),
+    [
+        ({"norm": "LayerNorm"}, TypeError, "norm"),
+        ({"norm": LayerNorm, "batch_norm": True}, ValueError, "not both"),
+        ({"residual": 1}, TypeError, "residual"),
+    ],
+)
+def test_bad_normalization_arguments(kwargs, error, name):
+    with pytest.raises(error, match=name):
+        MLP(**kwargs)
+
+
+def test_preactivations_need_a_plain_network():
+    with pytest.raises(ValueError, match="residual"):
+        MLP(sizes=(4, 4, 4, 2), residual=True).preactivations(np.ones((3, 4)))

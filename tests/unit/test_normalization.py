@@ -1,0 +1,206 @@
+"""Group norm, layer norm and batch renormalization: gradients, Keras parity, errors."""
+
+import numpy as np
+import pytest
+
+from bnbook.gradcheck import numerical_gradient, relative_error
+from bnbook.normalization import (
+    BatchRenorm,
+    GroupNorm,
+    LayerNorm,
+    group_norm_backward,
+    group_norm_forward,
+)
+from bnbook.tfsetup import load_tensorflow
+
+tf, keras = load_tensorflow(seed=0)
+
+
+def _case(n=5, c=6, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(2.0, 3.0, size=(n, c))
+    return x, rng.uniform(0.5, 2.0, c), rng.normal(size=c), rng.normal(size=(n, c))
+
+
+def test_group_norm_normalizes_each_example_and_group():
+    x, gamma, beta, _ = _case()
+    y, cache = group_norm_forward(x, np.ones(6), np.zeros(6), groups=2)
+    groups = y.reshape(5, 2, 3)
+    np.testing.assert_allclose(groups.mean(axis=-1), 0.0, atol=1e-12)
+    var = x.reshape(5, 2, 3).var(axis=-1)
+    np.testing.assert_allclose(groups.var(axis=-1), var / (var + 1e-3), rtol=1e-12)
+    y2, _ = group_norm_forward(x, gamma, beta, groups=2)
+    np.testing.assert_allclose(y2, gamma * cache.x_hat + beta, rtol=1e-12)
+
+
+def test_group_norm_does_not_mix_examples():
+    x, gamma, beta, _ = _case()
+    y_all, _ = group_norm_forward(x, gamma, beta, groups=3)
+    y_one, _ = group_norm_forward(x[2:3], gamma, beta, groups=3)
+    np.testing.assert_allclose(y_all[2:3], y_one, rtol=1e-12)
+
+
+@pytest.mark.parametrize("groups", [1, 2, 3])
+def test_group_norm_gradients_match_finite_differences(groups):
+    x, gamma, beta, dy = _case(seed=groups)
+    _, cache = group_norm_forward(x, gamma, beta, groups=groups)
+    dx, dgamma, dbeta = group_norm_backward(dy, cache)
+
+    def forward(x_=x, gamma_=gamma, beta_=beta):
+        return group_norm_forward(x_, gamma_, beta_, groups=groups)[0]
+
+    assert relative_error(dx, numerical_gradient(forward, x, dy)) < 1e-7
+    numeric_gamma = numerical_gradient(lambda g: forward(gamma_=g), gamma, dy)
+    assert relative_error(dgamma, numeric_gamma) < 1e-7
+    assert (
+        relative_error(dbeta, numerical_gradient(lambda b: forward(beta_=b), beta, dy))
+        < 1e-7
+    )
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_layer_and_group_norm_match_keras(dtype):
+    tol = {"float32": 1e-5, "float64": 1e-10}[dtype]
+    x, gamma, beta, dy = (a.astype(dtype) for a in _case(n=8, c=12, seed=4))
+    for ours, theirs in (
+        (LayerNorm(), keras.layers.LayerNormalization(dtype=dtype)),
+        (GroupNorm(groups=4), keras.layers.GroupNormalization(groups=4, dtype=dtype)),
+    ):
+        theirs.build((None, 12))
+        theirs.gamma.assign(gamma)
+        theirs.beta.assign(beta)
+        ours.build(12, np.dtype(dtype))
+        ours.gamma, ours.beta = gamma, beta
+        xv = tf.Variable(x)
+        with tf.GradientTape() as tape:
+            y_k = theirs(xv, training=True)
+            loss = tf.reduce_sum(y_k * dy)
+        dx_k, dgamma_k, dbeta_k = tape.gradient(loss, [xv, theirs.gamma, theirs.beta])
+        y = ours(x, training=True)
+        dx = ours.backward(dy)
+        for a, b in (
+            (y, y_k),
+            (dx, dx_k),
+            (ours.dgamma, dgamma_k),
+            (ours.dbeta, dbeta_k),
+        ):
+            np.testing.assert_allclose(a, np.asarray(b), rtol=tol, atol=tol)
+        np.testing.assert_allclose(ours(x), y, rtol=0, atol=0)  # no mode difference
+
+
+@pytest.mark.parametrize(
+    "clipping", [{}, {"rmin": 0.8, "rmax": 1.25, "dmax": 0.5}], ids=["free", "clipped"]
+)
+def test_batch_renorm_matches_keras_renorm(clipping):
+    rng = np.random.default_rng(7)
+    options = {"momentum": 0.9, "renorm_momentum": 0.8}
+    theirs = keras.layers.BatchNormalization(
+        renorm=True, renorm_clipping=clipping or None, dtype="float64", **options
+    )
+    theirs.build((None, 5))
+    ours = BatchRenorm(**options, **clipping)
+    ours.build(5, np.float64)
+    gamma, beta = rng.uniform(0.5, 2.0, 5), rng.normal(size=5)
+    theirs.gamma.assign(gamma)
+    theirs.beta.assign(beta)
+    ours.gamma, ours.beta = gamma, beta
+    for _ in range(4):  # the corrections move away from 1 and 0 after the first step
+        x, dy = rng.normal(1.0, 2.0, size=(6, 5)), rng.normal(size=(6, 5))
+        xv = tf.Variable(x)
+        with tf.GradientTape() as tape:
+            y_k = theirs(xv, training=True)
+            loss = tf.reduce_sum(y_k * dy)
+        grads = tape.gradient(loss, [xv, theirs.gamma, theirs.beta])
+        y = ours(x, training=True)
+        dx = ours.backward(dy)
+        for a, b in zip((y, dx, ours.dgamma, ours.dbeta), (y_k, *grads), strict=True):
+            np.testing.assert_allclose(a, np.asarray(b), rtol=1e-9, atol=1e-9)
+        for name in ("moving_mean", "moving_variance", "renorm_mean", "renorm_stddev"):
+            np.testing.assert_allclose(
+                getattr(ours, name), getattr(theirs, name).numpy(), rtol=1e-9
+            )
+    x = rng.normal(size=(6, 5))
+    np.testing.assert_allclose(ours(x), theirs(x, training=False).numpy(), rtol=1e-9)
+
+
+def test_batch_renorm_corrects_to_the_moving_statistics():
+    # Unclipped, its training output is the input normalized by the renorm statistics.
+    layer = BatchRenorm(renorm_momentum=0.5)
+    layer.build(3, np.float64)
+    rng = np.random.default_rng(1)
+    layer(rng.normal(4.0, 2.0, size=(10, 3)), training=True)
+    mean, std = layer.renorm_mean.copy(), layer.renorm_stddev.copy()
+    x = rng.normal(4.0, 2.0, size=(10, 3))
+    np.testing.assert_allclose(layer(x, training=True), (x - mean) / std, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "name"),
+    [
+        (
+            lambda: group_norm_forward(
+                np.ones((2, 6)), np.ones(6), np.zeros(6), groups=4
+            ),
+            ValueError,
+            "groups",
+        ),
+        (
+            lambda: group_norm_forward(
+                np.ones((2, 6)), np.ones(6), np.zeros(6), groups=6
+            ),
+            ValueError,
+            "groups",
+        ),
+        (
+            lambda: group_norm_forward(
+                np.ones((2, 6)), np.ones(6), np.zeros(6), groups=2.0
+            ),
+            TypeError,
+            "groups",
+        ),
+        (
+            lambda: group_norm_forward(
+                np.ones((2, 3, 6)), np.ones(6), np.zeros(6), groups=2
+            ),
+            ValueError,
+            "shape",
+        ),
+        (
+            lambda: group_norm_forward(
+                np.ones((2, 6)), np.ones(5), np.zeros(6), groups=2
+            ),
+            ValueError,
+            "gamma",
+        ),
+        (
+            lambda: group_norm_forward(
+                np.ones((2, 6)), np.ones(6), np.zeros(6), groups=2, epsilon=-1.0
+            ),
+            ValueError,
+            "epsilon",
+        ),
+        (lambda: group_norm_backward(np.ones((2, 6)), None), TypeError, "cache"),
+        (lambda: GroupNorm(groups="4"), TypeError, "groups"),
+        (lambda: GroupNorm(groups=4)(np.ones((2, 6))), ValueError, "groups"),
+        (lambda: LayerNorm().backward(np.ones((2, 6))), RuntimeError, "call"),
+        (lambda: BatchRenorm(renorm_momentum=2.0), ValueError, "momentum"),
+        (lambda: BatchRenorm(rmin=2.0, rmax=1.0), ValueError, "rmax"),
+        (lambda: BatchRenorm(dmax=-1.0), ValueError, "dmax"),
+        (lambda: BatchRenorm()(np.ones((2, 3, 4)), training=True), ValueError, "shape"),
+        (
+            lambda: BatchRenorm().backward(np.ones((2, 3))),
+            RuntimeError,
+            "training=True",
+        ),
+    ],
+)
+def test_bad_input_is_a_clear_error(call, error, name):
+    with pytest.raises(error, match=name):
+        call()
+
+
+def test_group_norm_backward_checks_dy():
+    x, gamma, beta, _ = _case()
+    _, cache = group_norm_forward(x, gamma, beta, groups=2)
+    with pytest.raises(ValueError, match="dy"):
+        group_norm_backward(np.ones((5, 4)), cache)
