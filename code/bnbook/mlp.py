@@ -13,10 +13,12 @@ whose input and output have the same size: ``x + ReLU(BN(x @ W))``.
 """
 
 import contextlib
+import copy
 
 import numpy as np
 
 from bnbook.batchnorm import BatchNorm
+from bnbook.folding import fold_batch_norm
 
 __all__ = [
     "MLP",
@@ -140,6 +142,27 @@ def _flattened(layers):
             yield from _flattened(layer.layers)
         else:
             yield layer
+
+
+def _fold(layers):
+    out = []
+    for layer in layers:
+        if isinstance(layer, Residual):
+            out.append(Residual(_fold(layer.layers)))
+        elif isinstance(layer, BatchNorm) and out and isinstance(out[-1], Dense):
+            dense = out[-1]
+            dense.W, dense.b = fold_batch_norm(
+                dense.W,
+                dense.b,
+                layer.gamma,
+                layer.beta,
+                layer.moving_mean,
+                layer.moving_variance,
+                epsilon=layer.epsilon,
+            )
+        else:
+            out.append(layer)
+    return out
 
 
 def _population_pass(layers, x):
@@ -310,6 +333,16 @@ class MLP:
     def dense_layers(self):
         """Every :class:`Dense` layer, input side first (inside residual blocks too)."""
         return [la for la in _flattened(self.layers) if isinstance(la, Dense)]
+
+    def folded(self):
+        """A copy with every batch norm folded into the dense layer before it.
+
+        In inference mode it computes what this model computes, with fewer layers
+        (chapter 4 derives the folding; :func:`bnbook.folding.fold_batch_norm`).
+        """
+        model = copy.deepcopy(self)
+        model.layers = _fold(model.layers)
+        return model
 
     def use_population_statistics(self, x):
         """Set each batch norm's moving statistics to its input's statistics over ``x``.

@@ -346,3 +346,17 @@ def test_bad_normalization_arguments(kwargs, error, name):
 def test_preactivations_need_a_plain_network():
     with pytest.raises(ValueError, match="residual"):
         MLP(sizes=(4, 4, 4, 2), residual=True).preactivations(np.ones((3, 4)))
+
+
+@pytest.mark.parametrize("residual", [False, True])
+def test_folded_network_computes_the_same_with_fewer_layers(residual):
+    rng = np.random.default_rng(6)
+    model = MLP(sizes=(5, 6, 6, 3), batch_norm=True, residual=residual, seed=3)
+    for _ in range(5):  # moving statistics away from 0 and 1
+        model(rng.normal(2.0, 3.0, size=(20, 5)), training=True)
+    folded = model.folded()
+    x = rng.normal(2.0, 3.0, size=(7, 5))
+    np.testing.assert_allclose(folded(x), model(x), rtol=1e-10, atol=1e-12)
+    assert not any(isinstance(la, BatchNorm) for la in folded.layers)
+    assert all(d.b is not None for d in folded.dense_layers())
+    assert model.dense_layers()[0].b is None  # the original is untouched
