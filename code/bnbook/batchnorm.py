@@ -165,10 +165,12 @@ def batch_norm_forward(x, gamma, beta, *, axis=-1, epsilon=1e-3):
     return y, cache
 
 
-def _check_backward_args(dy, cache):
-    if not isinstance(cache, BatchNormCache):
+def _check_backward_args(dy, cache, kind=None, forward="batch_norm_forward"):
+    """``dy`` as an array like ``cache.x_hat``; ``cache`` must be a ``kind``."""
+    kind = kind or BatchNormCache
+    if not isinstance(cache, kind):
         raise TypeError(
-            "cache must be the BatchNormCache returned by batch_norm_forward, "
+            f"cache must be the {kind.__name__} returned by {forward}, "
             f"got {type(cache).__name__}"
         )
     dy = _as_float_array(dy, "dy")

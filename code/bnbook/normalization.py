@@ -30,6 +30,7 @@ from bnbook.batchnorm import (
     BatchNorm,
     BatchNormCache,
     _as_float_array,
+    _check_backward_args,
     _check_epsilon,
     _check_momentum,
     _per_feature,
@@ -101,16 +102,7 @@ def group_norm_forward(x, gamma, beta, *, groups, epsilon=1e-3):
 
 def group_norm_backward(dy, cache):
     """Gradients ``(dx, dgamma, dbeta)`` of group normalization."""
-    if not isinstance(cache, GroupNormCache):
-        raise TypeError(
-            "cache must be the GroupNormCache returned by group_norm_forward, "
-            f"got {type(cache).__name__}"
-        )
-    dy = _as_float_array(dy, "dy")
-    if dy.shape != cache.x_hat.shape:
-        raise ValueError(
-            f"dy must have the shape of x, {cache.x_hat.shape}, got {dy.shape}"
-        )
+    dy = _check_backward_args(dy, cache, GroupNormCache, "group_norm_forward")
     dgamma = (dy * cache.x_hat).sum(axis=0)
     dbeta = dy.sum(axis=0)
     dz, _, _ = batch_norm_backward(
