@@ -24,7 +24,7 @@ export ONEDNN_MAX_CPU_ISA := AVX2
 export XLA_FLAGS := --xla_cpu_max_isa=AVX2
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 
-.PHONY: book test execute lint unit stored nbval pages clean help
+.PHONY: book test execute lint unit stored nbval pages browser clean help
 
 help:
 	@echo "make book     build the HTML book into _build/html (open _build/html/index.html)"
@@ -53,18 +53,20 @@ book: $(STAMP)
 	@echo "The book is in _build/html: open _build/html/index.html in a browser."
 
 test: $(STAMP)
-	@echo "==> 1/6 style: ruff check and ruff format --check"
+	@echo "==> 1/7 style: ruff check and ruff format --check"
 	$(MAKE) --no-print-directory lint
-	@echo "==> 2/6 unit tests of bnbook"
+	@echo "==> 2/7 unit tests of bnbook"
 	$(MAKE) --no-print-directory unit
-	@echo "==> 3/6 notebooks are stored executed, in order, without errors or stderr"
+	@echo "==> 3/7 notebooks are stored executed, in order, without errors or stderr"
 	$(MAKE) --no-print-directory stored
-	@echo "==> 4/6 strict nbval: every notebook re-executed, every output compared"
+	@echo "==> 4/7 strict nbval: every notebook re-executed, every output compared"
 	$(MAKE) --no-print-directory nbval
-	@echo "==> 5/6 the HTML book builds with warnings as errors"
+	@echo "==> 5/7 the HTML book builds with warnings as errors"
 	$(MAKE) --no-print-directory book
-	@echo "==> 6/6 every page of _toc.yml is in _build/html"
+	@echo "==> 6/7 every page of _toc.yml is in _build/html"
 	$(MAKE) --no-print-directory pages
+	@echo "==> 7/7 every page in headless Chromium: math, images, no tracebacks, phone width"
+	$(MAKE) --no-print-directory browser
 	@echo "==> all checks passed"
 
 lint: $(STAMP)
@@ -83,6 +85,11 @@ nbval: $(STAMP)
 
 pages: $(STAMP)
 	$(PYTEST) tests/build
+
+# Needs Debian's chromium and chromium-driver (.ci/run installs them); screenshots of
+# every page go to _build/screenshots.
+browser: $(STAMP)
+	$(PYTEST) tests/browser
 
 execute: $(STAMP)
 	$(BIN)/python tools/execute.py $(NB)

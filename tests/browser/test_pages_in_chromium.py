@@ -1,0 +1,204 @@
+"""Every page of the built book, opened in headless Chromium as a reader would see it.
+
+Serves ``_build/html`` on localhost (run ``make book`` first) and checks, per page:
+math typeset by MathJax with no error and no raw delimiters left; every image loaded
+and described by alt text; no Python traceback or stderr output shown; the Binder
+button of a notebook pointing at that notebook in this repository; and no horizontal
+scrolling at a phone's width of 390 px. A screenshot of each page, at desktop and at
+phone width, is saved under ``_build/screenshots`` for a person to look at.
+
+Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them), or
+another Chromium and its driver named by the environment variables ``CHROMIUM`` and
+``CHROMEDRIVER``.
+"""
+
+import functools
+import http.server
+import os
+import pathlib
+import shutil
+import threading
+import time
+
+import pytest
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+HTML = ROOT / "_build" / "html"
+SHOTS = ROOT / "_build" / "screenshots"
+# Debian's packages by default; CHROMIUM and CHROMEDRIVER name others (e.g. on GitHub).
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
+# No network beyond localhost: the book must work offline (MathJax is served locally).
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+)
+PHONE_WIDTH = 390
+
+
+def toc_files():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    files = [toc["root"]]
+    for part in toc.get("parts", []):
+        files += [entry["file"] for entry in part["chapters"]]
+    return files
+
+
+def repository_path():
+    """``owner/name`` from ``repository.url`` in ``_config.yml``."""
+    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    return config["repository"]["url"].removeprefix("https://github.com/").strip("/")
+
+
+@pytest.fixture(scope="module")
+def server():
+    if not (HTML / "index.html").is_file():
+        pytest.fail("no built book: run `make book` first")
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(HTML))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    for path in (CHROMIUM, CHROMEDRIVER):
+        if not shutil.which(path):
+            pytest.fail(f"{path} is missing: apt-get install chromium chromium-driver")
+    options = Options()
+    options.binary_location = CHROMIUM
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    yield driver
+    driver.quit()
+
+
+def settle(driver, timeout=20.0):
+    """Wait until the page, its fonts and MathJax are done; return MathJax's state."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if driver.execute_script(
+            "return document.readyState === 'complete' && document.fonts.status === 'loaded'"
+        ):
+            break
+        time.sleep(0.1)
+    return wait_for_mathjax(driver, deadline - time.monotonic())
+
+
+def wait_for_mathjax(driver, timeout=20.0):
+    """Wait until MathJax has typeset the page (or the page has no MathJax)."""
+    script = """
+        if (!window.MathJax) return 'absent';
+        if (!MathJax.startup || !MathJax.startup.promise) return 'loading';
+        if (!window.__typeset) {
+            window.__typeset = 'pending';
+            MathJax.startup.promise.then(() => { window.__typeset = 'done'; });
+        }
+        return window.__typeset;"""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = driver.execute_script(script)
+        if state in ("done", "absent"):
+            return state
+        time.sleep(0.1)
+    return "timeout"
+
+
+# Text outside code, outputs and typeset math that still holds a math delimiter.
+RAW_MATH = r"""
+    const root = document.querySelector('main') || document.body;
+    const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+    const skip = 'pre, code, script, style, .highlight, .cell_output, mjx-container';
+    const pattern = /\\\(|\\\)|\\\[|\\\]|\$\$|(^|[^\\\w])\$[^$\s]/;
+    const found = [];
+    for (let node; (node = walker.nextNode()); ) {
+        if (node.parentElement.closest(skip)) continue;
+        if (pattern.test(node.textContent)) found.push(node.textContent.trim().slice(0, 80));
+    }
+    return found;"""
+
+
+@pytest.mark.parametrize("doc", toc_files())
+def test_page_holds_up(doc, server, browser):
+    browser.set_window_size(1280, 1000)
+    browser.get(f"{server}/{doc}.html")
+    state = settle(browser)
+    name = doc.replace("/", "_")
+    browser.save_screenshot(str(SHOTS / f"{name}.png"))
+    problems = []
+
+    source = (HTML / f"{doc}.html").read_text(encoding="utf-8")
+    has_math = 'class="math' in source
+    if has_math:
+        typeset = browser.find_elements("css selector", "mjx-container")
+        if state != "done" or not typeset:
+            problems.append(f"math not typeset (MathJax state {state})")
+    if browser.find_elements("css selector", "mjx-merror, .MathJax_Error"):
+        problems.append("MathJax reported an error")
+    raw = browser.execute_script(RAW_MATH)
+    if raw:
+        problems.append(f"raw math delimiters in the text: {raw[:3]}")
+
+    images = browser.execute_script(
+        "return [...document.querySelectorAll('main img')]"
+        ".map(i => [i.getAttribute('src'), i.naturalWidth, i.getAttribute('alt')])"
+    )
+    for src, width, alt in images:
+        if not width:
+            problems.append(f"image not loaded: {src}")
+        if not (alt or "").strip():
+            problems.append(f"image without alt text: {src}")
+
+    text = browser.find_element("tag name", "main").text
+    if "Traceback (most recent call last)" in text:
+        problems.append("a Python traceback is shown")
+    if browser.find_elements("css selector", ".output.stderr, .output.traceback"):
+        problems.append("an stderr or error output is shown")
+    for warning in ("Warning:", "DeprecationWarning", "RuntimeWarning"):
+        if warning in text:
+            problems.append(f"a warning is shown: {warning}")
+
+    if (ROOT / f"{doc}.ipynb").is_file():
+        binder = [
+            a.get_attribute("href")
+            for a in browser.find_elements("css selector", "a[href*='mybinder.org']")
+        ]
+        expected = f"/v2/gh/{repository_path()}/main?urlpath=lab/tree/{doc}.ipynb"
+        if not any(expected in href for href in binder):
+            problems.append(f"no Binder link to {expected}: {binder}")
+
+    browser.set_window_size(PHONE_WIDTH, 844)
+    browser.get(f"{server}/{doc}.html")
+    settle(browser)
+    time.sleep(0.3)  # let the typeset math and the theme's layout scripts finish
+    widths = browser.execute_script(
+        "return [document.documentElement.scrollWidth, window.innerWidth]"
+    )
+    browser.save_screenshot(str(SHOTS / f"{name}-phone.png"))
+    if widths[0] > widths[1]:
+        problems.append(
+            f"scrolls sideways at {PHONE_WIDTH} px: content {widths[0]} px wide"
+        )
+
+    assert not problems, f"{doc}: " + "; ".join(problems)
