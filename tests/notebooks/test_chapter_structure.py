@@ -1,0 +1,65 @@
+"""Every chapter has the book's shape: learning goals, a summary, and 2 to 4 exercises
+whose solutions are hidden in a dropdown and hold executed code."""
+
+import json
+import pathlib
+import re
+
+import pytest
+
+CHAPTERS = pathlib.Path(__file__).resolve().parents[2] / "chapters"
+NOTEBOOKS = sorted(CHAPTERS.glob("*.ipynb"))
+
+
+def cells(path):
+    return json.loads(path.read_text(encoding="utf-8"))["cells"]
+
+
+def text(cell):
+    return "".join(cell["source"])
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_opens_with_a_title_and_learning_goals(path):
+    first = cells(path)[0]
+    assert first["cell_type"] == "markdown" and text(first).startswith("# ")
+    assert ":::{admonition} Learning goals" in text(first), "no learning goals"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_has_a_summary_before_the_exercises(path):
+    markdown = "\n".join(text(c) for c in cells(path) if c["cell_type"] == "markdown")
+    summary, exercises = markdown.find("\n## Summary"), markdown.find("\n## Exercises")
+    assert summary >= 0, "no '## Summary' section"
+    assert exercises > summary, "no '## Exercises' section after the summary"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_exercises_have_hidden_executed_solutions(path):
+    nb = cells(path)
+    labels = [
+        m.group(1)
+        for c in nb
+        if c["cell_type"] == "markdown"
+        for m in re.finditer(r":::\{exercise\}\s*\n:label: (\S+)", text(c))
+    ]
+    assert 2 <= len(labels) <= 4, f"{len(labels)} exercises, expected 2 to 4"
+    for label in labels:
+        start = next(
+            (
+                i
+                for i, c in enumerate(nb)
+                if text(c).startswith(f":::{{solution-start}} {label}\n")
+            ),
+            None,
+        )
+        assert start is not None, f"exercise {label} has no solution"
+        assert ":class: dropdown" in text(nb[start]), f"solution {label} not hidden"
+        end = next(
+            i
+            for i in range(start, len(nb))
+            if text(nb[i]).startswith(":::{solution-end}")
+        )
+        code = [c for c in nb[start:end] if c["cell_type"] == "code"]
+        assert code, f"solution {label} has no code"
+        assert all(c["execution_count"] for c in code), f"solution {label} not executed"
