@@ -1,4 +1,5 @@
-"""Shared test settings."""
+"""Shared test settings. pytest puts this folder on the import path, so the tests
+import the shared helper module ``booktoc``."""
 
 from hypothesis import settings
 

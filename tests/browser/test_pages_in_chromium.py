@@ -15,16 +15,14 @@ another Chromium and its driver named by the environment variables ``CHROMIUM`` 
 import functools
 import http.server
 import os
-import pathlib
 import shutil
 import threading
 import time
 
 import pytest
 import yaml
+from booktoc import HTML, ROOT, toc_files
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-HTML = ROOT / "_build" / "html"
 SHOTS = ROOT / "_build" / "screenshots"
 # Debian's packages by default; CHROMIUM and CHROMEDRIVER name others (e.g. on GitHub).
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -42,14 +40,6 @@ CHROMIUM_FLAGS = (
     "--hide-scrollbars",
 )
 PHONE_WIDTH = 390
-
-
-def toc_files():
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
-    files = [toc["root"]]
-    for part in toc.get("parts", []):
-        files += [entry["file"] for entry in part["chapters"]]
-    return files
 
 
 def repository_path():

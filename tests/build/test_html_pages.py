@@ -1,20 +1,7 @@
 """The HTML book exists after `jupyter-book build`, with a page for every toc entry."""
 
-import pathlib
-
 import pytest
-import yaml
-
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-HTML = ROOT / "_build" / "html"
-
-
-def toc_files():
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
-    files = [toc["root"]]
-    for part in toc.get("parts", []):
-        files += [entry["file"] for entry in part["chapters"]]
-    return files
+from booktoc import HTML, ROOT, toc_files
 
 
 def test_index_exists():
