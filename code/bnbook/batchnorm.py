@@ -349,6 +349,10 @@ class BatchNorm:
         self.moving_variance = (a * self.moving_variance + (1 - a) * var).astype(dtype)
         return y
 
+    def set_moving_statistics(self, mean, variance):
+        """Replace the moving statistics, e.g. by population statistics."""
+        self.moving_mean, self.moving_variance = mean, variance
+
     @property
     def cache(self):
         """The :class:`BatchNormCache` of the last training-mode call (None before)."""

@@ -171,9 +171,7 @@ def _population_pass(layers, x):
             x = x + _population_pass(layer.layers, x)
             continue
         if isinstance(layer, BatchNorm):
-            layer.moving_mean, layer.moving_variance = x.mean(axis=0), x.var(axis=0)
-            if hasattr(layer, "moving_stddev"):  # BatchRenorm keeps the std too
-                layer.moving_stddev = np.sqrt(layer.moving_variance + layer.epsilon)
+            layer.set_moving_statistics(x.mean(axis=0), x.var(axis=0))
         x = layer(x)
     return x
 

@@ -235,6 +235,10 @@ class BatchRenorm(BatchNorm):
         self._update(mu, sigma)
         return y
 
+    def set_moving_statistics(self, mean, variance):
+        super().set_moving_statistics(mean, variance)
+        self.moving_stddev = np.sqrt(variance + self.epsilon)
+
     def _update(self, mu, sigma):
         a, b = self.renorm_momentum, self.momentum
         self.renorm_mean = a * self.renorm_mean + (1 - a) * mu

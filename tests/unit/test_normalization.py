@@ -204,3 +204,13 @@ def test_group_norm_backward_checks_dy():
     _, cache = group_norm_forward(x, gamma, beta, groups=2)
     with pytest.raises(ValueError, match="dy"):
         group_norm_backward(np.ones((5, 4)), cache)
+
+
+def test_batch_renorm_keeps_its_moving_std_in_step_with_set_statistics():
+    layer = BatchRenorm()
+    layer.build(2, np.float64)
+    layer.set_moving_statistics(np.array([1.0, 2.0]), np.array([4.0, 9.0]))
+    np.testing.assert_allclose(layer.moving_stddev, np.sqrt([4.001, 9.001]))
+    np.testing.assert_allclose(
+        layer(np.array([[3.0, 2.0]])), [[2.0 / np.sqrt(4.001), 0.0]]
+    )
