@@ -24,12 +24,13 @@ export ONEDNN_MAX_CPU_ISA := AVX2
 export XLA_FLAGS := --xla_cpu_max_isa=AVX2
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 
-.PHONY: book test execute lint unit stored nbval pages browser clean help
+.PHONY: book test execute lint unit stored nbval pages links browser clean help
 
 help:
 	@echo "make book     build the HTML book into _build/html (open _build/html/index.html)"
-	@echo "make test     every check: lint, unit tests, stored outputs, nbval, book build"
+	@echo "make test     every check: lint, unit tests, stored outputs, nbval, book build, links, browser"
 	@echo "make execute  re-run notebooks in place to refresh their outputs (NB=path for one)"
+	@echo "make links    Sphinx linkcheck, offline: local targets checked, external ones listed"
 	@echo "make clean    remove _build and .venv"
 
 $(STAMP): requirements.txt code/pyproject.toml
@@ -63,7 +64,8 @@ test: $(STAMP)
 	$(MAKE) --no-print-directory nbval
 	@echo "==> 5/7 the HTML book builds with warnings as errors"
 	$(MAKE) --no-print-directory book
-	@echo "==> 6/7 every page of _toc.yml is in _build/html"
+	@echo "==> 6/7 every page of _toc.yml is in _build/html; every link resolves (linkcheck)"
+	$(MAKE) --no-print-directory links
 	$(MAKE) --no-print-directory pages
 	@echo "==> 7/7 every page in headless Chromium: math, images, no tracebacks, phone width"
 	$(MAKE) --no-print-directory browser
@@ -85,6 +87,12 @@ nbval: $(STAMP)
 
 pages: $(STAMP)
 	$(PYTEST) tests/build
+
+# Sphinx's linkcheck, offline (see linkcheck_ignore in _config.yml): a missing local
+# target fails; external links are listed in _build/linkcheck/output.json, which
+# tests/build/test_links.py then reads.
+links: $(STAMP)
+	$(BIN)/jupyter-book build --builder custom --custom-builder linkcheck -W -n --keep-going .
 
 # Needs Debian's chromium and chromium-driver (.ci/run installs them); screenshots of
 # every page go to _build/screenshots.
