@@ -83,7 +83,6 @@ def test_sphinx_linkcheck_offline():
     local = [r for r in rows if r not in external]
     # Sphinx leaves same-page anchors (#...) unchecked: the test above checks them.
     assert all(r["status"] == "working" for r in local if r["uri"][0] != "#"), local
-    assert all(r["status"] != "broken" for r in local), local
     assert {r["status"] for r in external} == {"ignored"}, (
         "an external link was fetched"
     )
