@@ -24,14 +24,27 @@ export ONEDNN_MAX_CPU_ISA := AVX2
 export XLA_FLAGS := --xla_cpu_max_isa=AVX2
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 
-.PHONY: book test execute lint unit stored nbval pages links browser clean help
+.PHONY: book test execute lint format unit thorough mutation stored nbval pages links \
+  browser clean help
 
 help:
-	@echo "make book     build the HTML book into _build/html (open _build/html/index.html)"
-	@echo "make test     every check: lint, unit tests, stored outputs, nbval, book build, links, browser"
-	@echo "make execute  re-run notebooks in place to refresh their outputs (NB=path for one)"
-	@echo "make links    Sphinx linkcheck, offline: local targets checked, external ones listed"
-	@echo "make clean    remove _build and .venv"
+	@echo "make book      build the HTML book into _build/html (open _build/html/index.html)"
+	@echo "make test      every check, in order: lint, unit, stored, nbval, book, links, pages,"
+	@echo "               browser; stops at the first failure"
+	@echo "make lint      ruff check and ruff format --check over code, tests, tools, chapters"
+	@echo "make unit      the unit tests of bnbook (tests/unit; a bare pytest runs the same)"
+	@echo "make stored    notebooks are stored executed, in order, without errors or stderr"
+	@echo "make nbval     strict nbval: notebooks re-executed, every text output compared"
+	@echo "               (NB=path for one)"
+	@echo "make links     Sphinx linkcheck, offline: local targets checked, external ones listed"
+	@echo "make pages     the built HTML: a page per _toc.yml entry, every internal link resolves"
+	@echo "make browser   every built page in headless Chromium (needs chromium, chromedriver)"
+	@echo "make execute   re-run notebooks in place to refresh their outputs (NB=path for one)"
+	@echo "make format    ruff format, then ruff check --fix, over code, tests, tools, chapters"
+	@echo "make thorough  the property tests with new random examples, 2000 each (slow)"
+	@echo "make mutation  mutation testing of bnbook's core modules with mutmut (slow)"
+	@echo "make clean     remove _build and .venv"
+	@echo "make help      this list"
 
 $(STAMP): requirements.txt code/pyproject.toml
 	@if ! command -v "$(PYTHON)" >/dev/null 2>&1; then \
@@ -53,37 +66,63 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build --all -W -n --keep-going .
 	@echo "The book is in _build/html: open _build/html/index.html in a browser."
 
+# One stage of `make test`: its heading $(1), then each target of $(2) in a sub-make of
+# its own, in order; the first failure stops `make test`. "+" runs the sub-make under
+# `make -n` too, as a plain $(MAKE) line would be. $(,) is a comma in a heading ($(call)
+# splits its arguments at commas).
+, := ,
+define stage
+@echo "==> $(1)"
+$(foreach target,$(2),+$(MAKE) --no-print-directory $(target)
+)
+endef
+
 test: $(STAMP)
-	@echo "==> 1/7 style: ruff check and ruff format --check"
-	$(MAKE) --no-print-directory lint
-	@echo "==> 2/7 unit tests of bnbook"
-	$(MAKE) --no-print-directory unit
-	@echo "==> 3/7 notebooks are stored executed, in order, without errors or stderr"
-	$(MAKE) --no-print-directory stored
-	@echo "==> 4/7 strict nbval: every notebook re-executed, every output compared"
-	$(MAKE) --no-print-directory nbval
-	@echo "==> 5/7 the HTML book builds with warnings as errors"
-	$(MAKE) --no-print-directory book
-	@echo "==> 6/7 every page of _toc.yml is in _build/html; every link resolves (linkcheck)"
-	$(MAKE) --no-print-directory links
-	$(MAKE) --no-print-directory pages
-	@echo "==> 7/7 every page in headless Chromium: math, images, no tracebacks, phone width"
-	$(MAKE) --no-print-directory browser
+	$(call stage,1/7 style: ruff check and ruff format --check,lint)
+	$(call stage,2/7 unit tests of bnbook,unit)
+	$(call stage,3/7 notebooks are stored executed$(,) in order$(,) without errors or stderr,stored)
+	$(call stage,4/7 strict nbval: every notebook re-executed$(,) every output compared,nbval)
+	$(call stage,5/7 the HTML book builds with warnings as errors,book)
+	$(call stage,6/7 every page of _toc.yml is in _build/html; every link resolves (linkcheck),links pages)
+	$(call stage,7/7 every page in headless Chromium: math$(,) images$(,) no tracebacks$(,) phone width,browser)
 	@echo "==> all checks passed"
 
 lint: $(STAMP)
 	$(BIN)/ruff check code tests tools chapters
 	$(BIN)/ruff format --check code tests tools chapters
 
+# Rewrites files: the formatter, then ruff's safe fixes; what is left to fix by hand is
+# listed (and makes this fail).
+format: $(STAMP)
+	$(BIN)/ruff format code tests tools chapters
+	$(BIN)/ruff check --fix code tests tools chapters
+
 unit: $(STAMP)
 	$(PYTEST) tests/unit
+
+# The property tests (Hypothesis's marker), each with 2000 new random examples instead
+# of the book's fixed ones: the profile "thorough" of tests/conftest.py.
+thorough: $(STAMP)
+	BNBOOK_HYPOTHESIS_PROFILE=thorough $(PYTEST) tests/unit -m hypothesis
+
+# Mutation testing (mutmut, installed into .venv on first use): a copy of code/bnbook and
+# tests/ in _build/mutation, so that mutmut's files stay out of the working tree; the
+# modules it mutates are listed in tools/mutation.cfg. Prints the surviving mutants.
+MUTMUT_VERSION := 3.8.1
+mutation: $(STAMP)
+	$(BIN)/python -m pip install --quiet mutmut==$(MUTMUT_VERSION)
+	rm -rf _build/mutation && mkdir -p _build/mutation
+	cp -r code/bnbook tests _build/mutation/
+	cp tools/mutation.cfg _build/mutation/setup.cfg
+	cd _build/mutation && $(CURDIR)/$(BIN)/mutmut run --max-children 2 || true
+	cd _build/mutation && $(CURDIR)/$(BIN)/mutmut results
 
 stored: $(STAMP)
 	$(PYTEST) tests/notebooks
 
 nbval: $(STAMP)
 	$(PYTEST) --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
-	  --durations=0 chapters
+	  --durations=0 $(or $(NB),chapters)
 
 pages: $(STAMP)
 	$(PYTEST) tests/build

@@ -21,6 +21,19 @@ from typing import NamedTuple
 
 import numpy as np
 
+from bnbook.checks import (
+    as_float_array,
+    check_bool,
+    check_dy,
+    check_epsilon,
+    check_int,
+    check_momentum,
+    feature_axis,
+    per_feature,
+    reduce_axes,
+)
+from bnbook.layers import Layer
+
 __all__ = [
     "BatchNorm",
     "BatchNormCache",
@@ -29,72 +42,6 @@ __all__ = [
     "batch_norm_forward",
     "batch_norm_inference",
 ]
-
-
-# ---------------------------------------------------------------------------------
-# Argument checks. Every message names the argument and says what was expected.
-# ---------------------------------------------------------------------------------
-
-
-def _as_float_array(a, name):
-    """``a`` as a floating array; integers are promoted to float64."""
-    a = np.asarray(a)
-    if a.dtype == bool or not (
-        np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)
-    ):
-        raise TypeError(f"{name} must be an array of real numbers, got dtype {a.dtype}")
-    return a.astype(np.float64) if np.issubdtype(a.dtype, np.integer) else a
-
-
-def _feature_axis(axis, ndim, name="x"):
-    """The feature axis as a non-negative int, checked against ``name``'s ``ndim``."""
-    if isinstance(axis, bool) or not isinstance(axis, int | np.integer):
-        raise TypeError(f"axis must be an int, got {type(axis).__name__}")
-    if ndim < 2:
-        raise ValueError(
-            f"{name} must have at least 2 dimensions (batch and features), got {ndim}"
-        )
-    if not -ndim <= axis < ndim:
-        raise ValueError(
-            f"axis {axis} is out of range for {name} with {ndim} dimensions"
-        )
-    return int(axis) % ndim
-
-
-def _per_feature(p, name, n_features, dtype):
-    """A per-feature parameter of shape ``(n_features,)``, cast to ``dtype``."""
-    p = _as_float_array(p, name)
-    if p.shape != (n_features,):
-        raise ValueError(
-            f"{name} must have shape ({n_features},), one value per feature, "
-            f"got shape {p.shape}"
-        )
-    return p.astype(dtype, copy=False)
-
-
-def _check_epsilon(epsilon):
-    if isinstance(epsilon, bool) or not isinstance(epsilon, int | float | np.number):
-        raise TypeError(f"epsilon must be a real number, got {type(epsilon).__name__}")
-    if not epsilon >= 0:  # also rejects NaN
-        raise ValueError(f"epsilon must be >= 0, got {epsilon}")
-    return float(epsilon)
-
-
-def _check_momentum(momentum):
-    if isinstance(momentum, bool) or not isinstance(momentum, int | float | np.number):
-        raise TypeError(
-            f"momentum must be a real number, got {type(momentum).__name__}"
-        )
-    if not 0 <= momentum <= 1:
-        raise ValueError(f"momentum must be in [0, 1], got {momentum}")
-    return float(momentum)
-
-
-def _as_column(v, ndim, axis):
-    """Reshape a ``(C,)`` vector so that it broadcasts along ``axis`` of an array."""
-    shape = [1] * ndim
-    shape[axis] = -1
-    return np.reshape(v, shape)
 
 
 # ---------------------------------------------------------------------------------
@@ -136,49 +83,47 @@ def batch_norm_forward(x, gamma, beta, *, axis=-1, epsilon=1e-3):
     y : array shaped like ``x``
     cache : BatchNormCache, for :func:`batch_norm_backward`
     """
-    x = _as_float_array(x, "x")
-    axis = _feature_axis(axis, x.ndim)
-    n_features = x.shape[axis]
-    gamma = _per_feature(gamma, "gamma", n_features, x.dtype)
-    beta = _per_feature(beta, "beta", n_features, x.dtype)
-    epsilon = _check_epsilon(epsilon)
-    reduce_axes = tuple(i for i in range(x.ndim) if i != axis)
-    m = x.size // n_features if n_features else 0
+    x, axis, epsilon, gamma, beta = _checked(x, axis, epsilon, gamma=gamma, beta=beta)
+    axes = _batch_axes(x, axis)
+
+    mu = x.mean(axis=axes, keepdims=True)
+    x_centered = x - mu
+    var = (x_centered**2).mean(axis=axes, keepdims=True)  # not E[x²] - E[x]²
+    inv_std = 1 / np.sqrt(var + x.dtype.type(epsilon))
+    x_hat = x_centered * inv_std
+    y = gamma * x_hat + beta
+
+    cache = BatchNormCache(
+        x_centered, x_hat, mu, var, inv_std, gamma, epsilon, axis, axes
+    )
+    return y, cache
+
+
+def _checked(x, axis, epsilon, **vectors):
+    """Check the arguments: ``x`` as a float array, ``axis`` as a non-negative int,
+    ``epsilon`` as a float, then each per-feature vector of ``vectors`` (C,) in the
+    dtype of ``x`` and shaped to broadcast along ``axis``."""
+    x = as_float_array(x, "x")
+    axis = feature_axis(axis, x.ndim)
+    shape = [1] * x.ndim
+    shape[axis] = x.shape[axis]
+    columns = [
+        per_feature(v, name, x.shape[axis], x.dtype).reshape(shape)
+        for name, v in vectors.items()
+    ]
+    return x, axis, check_epsilon(epsilon), *columns
+
+
+def _batch_axes(x, axis):
+    """The axes the batch statistics are taken over, once they can be taken."""
+    m = x.size // x.shape[axis] if x.shape[axis] else 0
     if m < 2:
         raise ValueError(
             f"x of shape {x.shape} gives m={m} value(s) per feature on axis {axis}: "
             "training mode needs at least 2, because the variance of one value is 0 "
             "and every output would be beta"
         )
-
-    mu = x.mean(axis=reduce_axes, keepdims=True)
-    x_centered = x - mu
-    var = (x_centered**2).mean(axis=reduce_axes, keepdims=True)  # not E[x²] - E[x]²
-    inv_std = 1 / np.sqrt(var + x.dtype.type(epsilon))
-    x_hat = x_centered * inv_std
-    g = _as_column(gamma, x.ndim, axis)
-    y = g * x_hat + _as_column(beta, x.ndim, axis)
-
-    cache = BatchNormCache(
-        x_centered, x_hat, mu, var, inv_std, g, epsilon, axis, reduce_axes
-    )
-    return y, cache
-
-
-def _check_backward_args(dy, cache, kind=None, forward="batch_norm_forward"):
-    """``dy`` as an array like ``cache.x_hat``; ``cache`` must be a ``kind``."""
-    kind = kind or BatchNormCache
-    if not isinstance(cache, kind):
-        raise TypeError(
-            f"cache must be the {kind.__name__} returned by {forward}, "
-            f"got {type(cache).__name__}"
-        )
-    dy = _as_float_array(dy, "dy")
-    if dy.shape != cache.x_hat.shape:
-        raise ValueError(
-            f"dy must have the shape of x, {cache.x_hat.shape}, got {dy.shape}"
-        )
-    return dy.astype(cache.x_hat.dtype, copy=False)
+    return reduce_axes(x.ndim, axis)
 
 
 def batch_norm_backward(dy, cache):
@@ -197,7 +142,7 @@ def batch_norm_backward(dy, cache):
     -------
     dx : array shaped like ``x``; dgamma, dbeta : arrays of shape (C,)
     """
-    dy = _check_backward_args(dy, cache)
+    dy = check_dy(dy, cache, BatchNormCache, "batch_norm_forward")
     axes, x_hat = cache.reduce_axes, cache.x_hat
     dbeta = dy.sum(axis=axes)
     dgamma = (dy * x_hat).sum(axis=axes)
@@ -215,7 +160,7 @@ def batch_norm_backward_staged(dy, cache, *, return_nodes=False):
     number of values per feature. With ``return_nodes=True`` it also returns a dict
     of the loss's gradient with respect to every node, for checking each step.
     """
-    dy = _check_backward_args(dy, cache)
+    dy = check_dy(dy, cache, BatchNormCache, "batch_norm_forward")
     axes = cache.reduce_axes
     xc, inv_std, x_hat = cache.x_centered, cache.inv_std, cache.x_hat
     m = x_hat.size // inv_std.size
@@ -254,20 +199,21 @@ def batch_norm_inference(
     an affine map of each feature that does not depend on the rest of the batch.
     ``gamma``, ``beta``, ``moving_mean`` and ``moving_variance`` have shape (C,).
     """
-    x = _as_float_array(x, "x")
-    axis = _feature_axis(axis, x.ndim)
-    n = x.shape[axis]
-    gamma = _per_feature(gamma, "gamma", n, x.dtype)
-    beta = _per_feature(beta, "beta", n, x.dtype)
-    moving_mean = _per_feature(moving_mean, "moving_mean", n, x.dtype)
-    moving_variance = _per_feature(moving_variance, "moving_variance", n, x.dtype)
-    if np.any(moving_variance < 0):
+    x, _, epsilon, gamma, beta, mean, variance = _checked(
+        x,
+        axis,
+        epsilon,
+        gamma=gamma,
+        beta=beta,
+        moving_mean=moving_mean,
+        moving_variance=moving_variance,
+    )
+    if np.any(variance < 0):
         raise ValueError("moving_variance must be >= 0 everywhere")
-    epsilon = _check_epsilon(epsilon)
 
-    scale = gamma / np.sqrt(moving_variance + x.dtype.type(epsilon))
-    shift = beta - scale * moving_mean
-    return _as_column(scale, x.ndim, axis) * x + _as_column(shift, x.ndim, axis)
+    scale = gamma / np.sqrt(variance + x.dtype.type(epsilon))
+    shift = beta - scale * mean
+    return scale * x + shift
 
 
 # ---------------------------------------------------------------------------------
@@ -275,7 +221,7 @@ def batch_norm_inference(
 # ---------------------------------------------------------------------------------
 
 
-class BatchNorm:
+class BatchNorm(Layer):
     """A batch-normalization layer with the semantics and defaults of Keras 3.
 
     ``layer(x, training=True)`` normalizes with the batch's statistics and moves the
@@ -291,19 +237,20 @@ class BatchNorm:
     The parameters are created at the first call, from the size of the feature axis:
     ``gamma`` = 1, ``beta`` = 0, ``moving_mean`` = 0, ``moving_variance`` = 1.
     ``center=False`` drops ``beta`` (it stays None, and so does ``dbeta``);
-    ``scale=False`` drops ``gamma`` likewise.
+    ``scale=False`` drops ``gamma`` likewise. It follows the interface of
+    :class:`bnbook.layers.Layer`; its state is the moving statistics.
     """
 
+    cancels_bias = True
+
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True):
-        if isinstance(axis, bool) or not isinstance(axis, int | np.integer):
-            raise TypeError(f"axis must be an int, got {type(axis).__name__}")
-        for name, flag in (("center", center), ("scale", scale)):
-            if not isinstance(flag, bool | np.bool_):
-                raise TypeError(f"{name} must be a bool, got {type(flag).__name__}")
-        self.axis = int(axis)
-        self.momentum = _check_momentum(momentum)
-        self.epsilon = _check_epsilon(epsilon)
-        self.center, self.scale = bool(center), bool(scale)
+        self.axis = check_int(axis, "axis")
+        self.momentum = check_momentum(momentum)
+        self.epsilon = check_epsilon(epsilon)
+        self.center, self.scale = (
+            check_bool(center, "center"),
+            check_bool(scale, "scale"),
+        )
         self.gamma = self.beta = self.moving_mean = self.moving_variance = None
         self.dgamma = self.dbeta = None
         self._cache = None
@@ -322,36 +269,25 @@ class BatchNorm:
         return gamma, beta
 
     def __call__(self, x, training=False):
-        if not isinstance(training, bool | np.bool_):
-            raise TypeError(f"training must be a bool, got {type(training).__name__}")
-        x = _as_float_array(x, "x")
-        axis = _feature_axis(self.axis, x.ndim)
+        check_bool(training, "training")
+        x = as_float_array(x, "x")
+        axis = feature_axis(self.axis, x.ndim)
         if self.moving_mean is None:
             self.build(x.shape[axis], x.dtype)
         gamma, beta = self._gamma_beta(x.shape[axis], x.dtype)
+        options = {"axis": axis, "epsilon": self.epsilon}
         if not training:
             return batch_norm_inference(
-                x,
-                gamma,
-                beta,
-                self.moving_mean,
-                self.moving_variance,
-                axis=axis,
-                epsilon=self.epsilon,
+                x, gamma, beta, self.moving_mean, self.moving_variance, **options
             )
-        y, self._cache = batch_norm_forward(
-            x, gamma, beta, axis=axis, epsilon=self.epsilon
-        )
-        a = self.momentum
-        mu, var = self._cache.mu.ravel(), self._cache.var.ravel()
-        dtype = self.moving_mean.dtype
-        self.moving_mean = (a * self.moving_mean + (1 - a) * mu).astype(dtype)
-        self.moving_variance = (a * self.moving_variance + (1 - a) * var).astype(dtype)
+        y, self._cache = batch_norm_forward(x, gamma, beta, **options)
+        self._update(self._cache.mu.ravel(), self._cache.var.ravel())
         return y
 
-    def set_moving_statistics(self, mean, variance):
-        """Replace the moving statistics, e.g. by population statistics."""
-        self.moving_mean, self.moving_variance = mean, variance
+    def _update(self, mu, var):
+        a, dtype = self.momentum, self.moving_mean.dtype
+        self.moving_mean = (a * self.moving_mean + (1 - a) * mu).astype(dtype)
+        self.moving_variance = (a * self.moving_variance + (1 - a) * var).astype(dtype)
 
     @property
     def cache(self):
@@ -366,6 +302,45 @@ class BatchNorm:
         self.dgamma = dgamma if self.scale else None
         self.dbeta = dbeta if self.center else None
         return dx
+
+    def params(self):
+        pairs = ((self.gamma, self.dgamma), (self.beta, self.dbeta))
+        return [(p, g) for p, g in pairs if p is not None]
+
+    def state(self):
+        return {
+            "moving_mean": self.moving_mean,
+            "moving_variance": self.moving_variance,
+        }
+
+    def set_state(self, state):
+        # The moving statistics are replaced at every call, never changed in place:
+        # the arrays themselves can be kept and given back.
+        self.moving_mean = state["moving_mean"]
+        self.moving_variance = state["moving_variance"]
+
+    def set_moving_statistics(self, mean, variance):
+        """Replace the moving statistics, e.g. by population statistics."""
+        self.set_state({"moving_mean": mean, "moving_variance": variance})
+
+    def calibrate(self, x):
+        """Population statistics: the moving statistics become the mean and (biased)
+        variance of ``x`` over every axis but the feature axis, as in Ioffe and
+        Szegedy's inference (without their m/(m-1)); returns the inference output."""
+        x = as_float_array(x, "x")
+        axes = reduce_axes(x.ndim, feature_axis(self.axis, x.ndim))
+        self.set_moving_statistics(x.mean(axis=axes), x.var(axis=axes))
+        return self(x, training=False)
+
+    def affine(self):
+        """In inference mode, for features on the last axis: ``x @ diag(a) + b`` with
+        ``a = gamma / sqrt(moving_variance + epsilon)``, ``b = beta - a * moving_mean``."""
+        if self.axis != -1 or self.moving_mean is None:
+            return None
+        n = len(self.moving_mean)
+        gamma, beta = self._gamma_beta(n, self.moving_mean.dtype)
+        a = gamma / np.sqrt(self.moving_variance + self.epsilon)
+        return np.diag(a), beta - a * self.moving_mean
 
     def __repr__(self):
         return (

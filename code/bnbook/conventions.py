@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from bnbook.batchnorm import _as_float_array, _check_momentum, _feature_axis
+from bnbook.checks import as_float_array, check_momentum, feature_axis, reduce_axes
 
 __all__ = [
     "CONVENTIONS",
@@ -63,9 +63,9 @@ CONVENTIONS = {
 
 
 def _batch_statistics(batch, axis):
-    batch = _as_float_array(batch, "each of batches")
-    axis = _feature_axis(axis, batch.ndim, "each of batches")
-    axes = tuple(i for i in range(batch.ndim) if i != axis)
+    batch = as_float_array(batch, "each of batches")
+    axis = feature_axis(axis, batch.ndim, "each of batches")
+    axes = reduce_axes(batch.ndim, axis)
     m = batch.size // batch.shape[axis]
     return batch.mean(axis=axes), batch.var(axis=axes), m
 
@@ -76,7 +76,7 @@ def moving_statistics(batches, momentum, unbiased, *, axis=-1):
     ``momentum`` is Keras's (the weight of the old value); ``unbiased`` applies
     Bessel's correction m/(m-1) to each batch variance before averaging.
     """
-    momentum = _check_momentum(momentum)
+    momentum = check_momentum(momentum)
     mean = var = None
     for batch in batches:
         mu, v, m = _batch_statistics(batch, axis)
@@ -110,7 +110,7 @@ def one_pass_variance(x, axis=-1):
     Kept as a counterexample: in float32 it loses every digit once the mean is about
     4000 times the standard deviation. (Keras's NumPy and PyTorch backends use it.)
     """
-    x = _as_float_array(x, "x")
-    axis = _feature_axis(axis, x.ndim)
-    axes = tuple(i for i in range(x.ndim) if i != axis)
+    x = as_float_array(x, "x")
+    axis = feature_axis(axis, x.ndim)
+    axes = reduce_axes(x.ndim, axis)
     return (x**2).mean(axis=axes) - x.mean(axis=axes) ** 2

@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Digits", "load_digits_split"]
+__all__ = ["Digits", "load_digits_split", "minibatches"]
 
 
 class Digits(NamedTuple):
@@ -68,3 +68,17 @@ def load_digits_split(test_size=0.25, seed=0, dtype=np.float32, standardize=True
         standardize(x_test),
         y_test.astype(np.int64),
     )
+
+
+def minibatches(n, batch_size, seed):
+    """Endless batches of indices into ``n`` examples, for training.
+
+    Each epoch is a fresh random permutation cut into batches of ``batch_size``; the
+    examples left over at the end of an epoch wait for the next one. The same
+    ``seed`` gives the same batches, whichever framework trains on them.
+    """
+    rng = np.random.default_rng(seed)
+    while True:
+        order = rng.permutation(n)
+        for start in range(0, n - batch_size + 1, batch_size):
+            yield order[start : start + batch_size]

@@ -15,7 +15,7 @@ folds both.
 
 import numpy as np
 
-from bnbook.batchnorm import _as_float_array, _check_epsilon, _per_feature
+from bnbook.checks import as_float_array, check_epsilon, per_feature
 
 __all__ = ["fold_batch_norm"]
 
@@ -40,7 +40,7 @@ def fold_batch_norm(
     (kernel, bias) : the folded kernel (same shape) and bias of shape (C,),
     in the dtype of ``kernel``.
     """
-    kernel = _as_float_array(kernel, "kernel")
+    kernel = as_float_array(kernel, "kernel")
     if kernel.ndim < 2:
         raise ValueError(f"kernel must have at least 2 dimensions, got {kernel.ndim}")
     c = kernel.shape[-1]
@@ -48,17 +48,17 @@ def fold_batch_norm(
 
     def vector(v, name, default):
         return (
-            np.full(c, default, dtype) if v is None else _per_feature(v, name, c, dtype)
+            np.full(c, default, dtype) if v is None else per_feature(v, name, c, dtype)
         )
 
     bias = vector(bias, "bias", 0.0)
     gamma = vector(gamma, "gamma", 1.0)
     beta = vector(beta, "beta", 0.0)
-    moving_mean = _per_feature(moving_mean, "moving_mean", c, dtype)
-    moving_variance = _per_feature(moving_variance, "moving_variance", c, dtype)
+    moving_mean = per_feature(moving_mean, "moving_mean", c, dtype)
+    moving_variance = per_feature(moving_variance, "moving_variance", c, dtype)
     if np.any(moving_variance < 0):
         raise ValueError("moving_variance must be >= 0 everywhere")
-    epsilon = _check_epsilon(epsilon)
+    epsilon = check_epsilon(epsilon)
 
     a = gamma / np.sqrt(moving_variance + dtype.type(epsilon))
     return kernel * a, (bias - moving_mean) * a + beta

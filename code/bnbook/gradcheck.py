@@ -9,6 +9,8 @@ refuses such a function: it raises when no perturbation changes the output.
 
 import numpy as np
 
+from bnbook.checks import check_callable, check_positive
+
 __all__ = ["error_bound", "numerical_gradient", "relative_error"]
 
 
@@ -26,10 +28,8 @@ def numerical_gradient(f, x, dy, h=1e-6):
     -------
     array shaped like ``x``; costs ``2 * x.size`` calls of ``f``.
     """
-    if not callable(f):
-        raise TypeError(f"f must be callable, got {type(f).__name__}")
-    if isinstance(h, bool) or not isinstance(h, int | float) or not h > 0:
-        raise ValueError(f"h must be a positive number, got {h!r}")
+    check_callable(f, "f")
+    h = check_positive(h, "h")
     x = np.array(x, dtype=np.float64)  # a copy: perturbed in place below
     dy = np.asarray(dy, dtype=np.float64)
     y0 = np.asarray(f(x))

@@ -8,6 +8,8 @@ into the layers before them. Chapter 4 and the parity tests share them.
 import numpy as np
 
 from bnbook.batchnorm import BatchNorm
+from bnbook.checks import check_callable, check_int, check_positive
+from bnbook.data import minibatches
 from bnbook.folding import fold_batch_norm
 from bnbook.tfsetup import load_tensorflow
 
@@ -17,6 +19,7 @@ __all__ = [
     "keras_batch_norm",
     "keras_forward_backward",
     "parity_errors",
+    "train_keras",
 ]
 
 
@@ -149,12 +152,15 @@ def parity_errors(
 
 
 def _batch_norm_layers(model):
+    """Every BatchNormalization of ``model``, inside nested models too."""
     _, keras = load_tensorflow()
-    return [
-        layer
-        for layer in model._flatten_layers(include_self=False)
-        if isinstance(layer, keras.layers.BatchNormalization)
-    ]
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            found.append(layer)
+        elif isinstance(layer, keras.Model):
+            found += _batch_norm_layers(layer)
+    return found
 
 
 def calibrate_batch_norm(model, x):
@@ -218,3 +224,41 @@ def fold_sequential(model):
     for layer, weights in zip(new_layers, new_weights, strict=True):
         layer.set_weights(list(weights))
     return folded
+
+
+def train_keras(model, data, *, steps, lr, seed, batch_size=60, callback=None):
+    """Train a Keras classifier with plain SGD in a custom loop, as chapters 1 and 4 do.
+
+    The batches are those of :func:`bnbook.data.minibatches` (the NumPy networks see
+    the same ones); the loss is the cross-entropy of integer labels under the model's
+    logits; the model is called with ``training=True``, so its batch norms use batch
+    statistics and update their moving ones.
+
+    ``callback(step, model)``, if given, is called before the first step (``step=0``)
+    and after every step. Returns the training loss of every step, shape (steps,).
+    """
+    tf, keras = load_tensorflow()
+    steps = check_int(steps, "steps", minimum=1)
+    lr = check_positive(lr, "lr")
+    if callback is not None:
+        check_callable(callback, "callback")
+    optimizer = keras.optimizers.SGD(learning_rate=lr)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    @tf.function
+    def train_step(x, y):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        return loss
+
+    losses = np.zeros(steps)
+    batches = minibatches(len(data.x_train), batch_size, seed)
+    if callback is not None:
+        callback(0, model)
+    for step, batch in zip(range(1, steps + 1), batches, strict=False):
+        losses[step - 1] = train_step(data.x_train[batch], data.y_train[batch])
+        if callback is not None:
+            callback(step, model)
+    return losses

@@ -5,10 +5,13 @@ with batch norm, at initialization, the squared norm of the gradient grows by a 
 factor per layer towards the input, whatever the scale of the weights: for a linear
 network with batches of B examples the factor is (B - 2) / (B - 3), and for a ReLU
 network it tends to pi / (pi - 1) as B grows. This module holds the predictions and
-the measurement; :class:`bnbook.mlp.MLP` provides the networks.
+the measurement; :func:`bnbook.mlp.build_mlp` provides the networks.
 """
 
 import numpy as np
+
+from bnbook.checks import check_int
+from bnbook.mlp import state_kept
 
 __all__ = ["gradient_growth_rate", "predicted_growth_rate", "weight_gradient_norms"]
 
@@ -23,29 +26,26 @@ def predicted_growth_rate(activation, batch_size=None):
         return np.pi / (np.pi - 1)
     if activation != "linear":
         raise ValueError(f'activation must be "linear" or "relu", got {activation!r}')
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
-        raise TypeError(f"batch_size must be an int, got {type(batch_size).__name__}")
-    if batch_size < 4:
-        raise ValueError(f"batch_size must be >= 4 for a finite rate, got {batch_size}")
+    batch_size = check_int(batch_size, "batch_size", minimum=4)
     return (batch_size - 2) / (batch_size - 3)
 
 
 def weight_gradient_norms(model, x, dy):
-    """Squared norms ``||dL/dW_l||^2`` of every dense layer, input side first.
+    """Squared norms ``||dL/dW_l||^2`` of every weight matrix, input side first.
 
-    One training-mode pass of ``model`` (a :class:`bnbook.mlp.MLP`) on ``x``, with
+    One training-mode pass of ``model`` (from :func:`bnbook.mlp.build_mlp`) on ``x``, with
     ``dy`` as the gradient at its output: the loss is the random linear function
     ``sum(output * dy)``. The moving statistics are left as they were.
     """
     dy = np.asarray(dy, dtype=np.float64)
-    with model._state_kept():
-        out = model(np.asarray(x, dtype=np.float64), training=True)
+    with state_kept(model):
+        out = model(x, training=True)
         if dy.shape != out.shape:
             raise ValueError(
                 f"dy must have the output's shape {out.shape}, got {dy.shape}"
             )
         model.backward(dy)
-    return np.array([np.sum(layer.dW**2) for layer in model.dense_layers()])
+    return np.array([np.sum(g**2) for p, g in model.params() if p.ndim == 2])
 
 
 def gradient_growth_rate(squared_norms, skip=5):
@@ -62,8 +62,7 @@ def gradient_growth_rate(squared_norms, skip=5):
     if np.any(~np.isfinite(a)) or np.any(a <= 0):
         raise ValueError("squared_norms must be finite and positive")
     log = np.log(a).reshape(-1, a.shape[-1]).mean(axis=0)
-    if isinstance(skip, bool) or not isinstance(skip, int) or skip < 0:
-        raise ValueError(f"skip must be an int >= 0, got {skip!r}")
+    skip = check_int(skip, "skip", minimum=0)
     layers = np.arange(len(log))[skip : len(log) - skip]
     if len(layers) < 2:
         raise ValueError(

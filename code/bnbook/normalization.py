@@ -29,14 +29,18 @@ import numpy as np
 from bnbook.batchnorm import (
     BatchNorm,
     BatchNormCache,
-    _as_float_array,
-    _check_backward_args,
-    _check_epsilon,
-    _check_momentum,
-    _per_feature,
     batch_norm_backward,
     batch_norm_forward,
 )
+from bnbook.checks import (
+    as_float_array,
+    check_dy,
+    check_epsilon,
+    check_int,
+    check_momentum,
+    per_feature,
+)
+from bnbook.layers import Layer
 
 __all__ = [
     "BatchRenorm",
@@ -59,8 +63,7 @@ class GroupNormCache(NamedTuple):
 
 
 def _check_groups(groups, n_features):
-    if isinstance(groups, bool) or not isinstance(groups, int | np.integer):
-        raise TypeError(f"groups must be an int, got {type(groups).__name__}")
+    groups = check_int(groups, "groups")
     if groups < 1 or n_features % groups or n_features // groups < 2:
         raise ValueError(
             f"groups must divide the {n_features} features into groups of at least "
@@ -85,14 +88,14 @@ def group_norm_forward(x, gamma, beta, *, groups, epsilon=1e-3):
 
     Returns ``(y, cache)``, ``y`` of shape (N, C), for :func:`group_norm_backward`.
     """
-    x = _as_float_array(x, "x")
+    x = as_float_array(x, "x")
     if x.ndim != 2:
         raise ValueError(f"x must have shape (N, C), got {x.ndim} dimension(s)")
     n, c = x.shape
     groups = _check_groups(groups, c)
-    gamma = _per_feature(gamma, "gamma", c, x.dtype)
-    beta = _per_feature(beta, "beta", c, x.dtype)
-    epsilon = _check_epsilon(epsilon)
+    gamma = per_feature(gamma, "gamma", c, x.dtype)
+    beta = per_feature(beta, "beta", c, x.dtype)
+    epsilon = check_epsilon(epsilon)
     columns = n * groups
     one, zero = np.ones(columns, x.dtype), np.zeros(columns, x.dtype)
     z_hat, inner = batch_norm_forward(_columns(x, groups), one, zero, epsilon=epsilon)
@@ -102,7 +105,7 @@ def group_norm_forward(x, gamma, beta, *, groups, epsilon=1e-3):
 
 def group_norm_backward(dy, cache):
     """Gradients ``(dx, dgamma, dbeta)`` of group normalization."""
-    dy = _check_backward_args(dy, cache, GroupNormCache, "group_norm_forward")
+    dy = check_dy(dy, cache, GroupNormCache, "group_norm_forward")
     dgamma = (dy * cache.x_hat).sum(axis=0)
     dbeta = dy.sum(axis=0)
     dz, _, _ = batch_norm_backward(
@@ -111,7 +114,7 @@ def group_norm_backward(dy, cache):
     return _uncolumns(dz, dy.shape), dgamma, dbeta
 
 
-class GroupNorm:
+class GroupNorm(Layer):
     """A group-normalization layer for (N, C) inputs, with Keras's defaults.
 
     The same in training and inference mode. ``gamma`` = 1 and ``beta`` = 0 are
@@ -120,10 +123,8 @@ class GroupNorm:
     """
 
     def __init__(self, groups=32, epsilon=1e-3):
-        if isinstance(groups, bool) or not isinstance(groups, int | np.integer):
-            raise TypeError(f"groups must be an int, got {type(groups).__name__}")
-        self.groups = int(groups)
-        self.epsilon = _check_epsilon(epsilon)
+        self.groups = check_int(groups, "groups")
+        self.epsilon = check_epsilon(epsilon)
         self.gamma = self.beta = self.dgamma = self.dbeta = None
         self._cache = None
 
@@ -133,7 +134,7 @@ class GroupNorm:
         self.beta = np.zeros(n_features, dtype)
 
     def __call__(self, x, training=False):
-        x = _as_float_array(x, "x")
+        x = as_float_array(x, "x")
         if self.gamma is None:
             self.build(x.shape[-1], x.dtype)
         y, self._cache = group_norm_forward(
@@ -147,9 +148,8 @@ class GroupNorm:
         dx, self.dgamma, self.dbeta = group_norm_backward(dy, self._cache)
         return dx
 
-    def params_and_grads(self):
-        yield self.gamma, self.dgamma
-        yield self.beta, self.dbeta
+    def params(self):
+        return [(self.gamma, self.dgamma), (self.beta, self.dbeta)]
 
     def __repr__(self):
         return f"GroupNorm(groups={self.groups}, epsilon={self.epsilon})"
@@ -190,7 +190,7 @@ class BatchRenorm(BatchNorm):
         dmax=None,
     ):
         super().__init__(momentum=momentum, epsilon=epsilon)
-        self.renorm_momentum = _check_momentum(renorm_momentum)
+        self.renorm_momentum = check_momentum(renorm_momentum)
         if rmin is not None and rmax is not None and not rmax >= rmin:
             raise ValueError(f"rmax must be >= rmin, got rmin={rmin}, rmax={rmax}")
         if dmax is not None and not dmax >= 0:
@@ -220,7 +220,7 @@ class BatchRenorm(BatchNorm):
     def __call__(self, x, training=False):
         if not training:
             return super().__call__(x, training=False)
-        x = _as_float_array(x, "x")
+        x = as_float_array(x, "x")
         if x.ndim != 2:
             raise ValueError(f"x must have shape (N, C), got {x.ndim} dimension(s)")
         if self.moving_mean is None:
@@ -232,14 +232,29 @@ class BatchRenorm(BatchNorm):
             x, self.gamma * r, self.gamma * d + self.beta, epsilon=self.epsilon
         )
         self._rd = r, d
-        self._update(mu, sigma)
+        self._follow(mu, sigma)
         return y
 
-    def set_moving_statistics(self, mean, variance):
-        super().set_moving_statistics(mean, variance)
-        self.moving_stddev = np.sqrt(variance + self.epsilon)
+    def state(self):
+        return super().state() | {
+            "moving_stddev": self.moving_stddev,
+            "renorm_mean": self.renorm_mean,
+            "renorm_stddev": self.renorm_stddev,
+        }
 
-    def _update(self, mu, sigma):
+    def set_state(self, state):
+        super().set_state(state)
+        self.moving_stddev = state["moving_stddev"]
+        self.renorm_mean = state["renorm_mean"]
+        self.renorm_stddev = state["renorm_stddev"]
+
+    def set_moving_statistics(self, mean, variance):
+        """Replace the moving statistics; the moving standard deviation follows."""
+        moving = {"moving_mean": mean, "moving_variance": variance}
+        moving["moving_stddev"] = np.sqrt(variance + self.epsilon)
+        self.set_state(self.state() | moving)
+
+    def _follow(self, mu, sigma):
         a, b = self.renorm_momentum, self.momentum
         self.renorm_mean = a * self.renorm_mean + (1 - a) * mu
         self.renorm_stddev = a * self.renorm_stddev + (1 - a) * sigma

@@ -19,6 +19,7 @@ a NumPy network, a Keras one, or a quadratic with a known answer (the unit tests
 import numpy as np
 
 from bnbook.batchnorm import batch_norm_backward
+from bnbook.checks import check_callable, check_int, check_positive
 
 __all__ = [
     "flatten",
@@ -46,10 +47,7 @@ def on_flat_vector(loss_and_grads, shapes):
     -------
     callable, w (n,) -> (loss, g (n,)), with n the total size of ``shapes``
     """
-    if not callable(loss_and_grads):
-        raise TypeError(
-            f"loss_and_grads must be callable, got {type(loss_and_grads).__name__}"
-        )
+    check_callable(loss_and_grads, "loss_and_grads")
     shapes = [tuple(s) for s in shapes]
     ends = np.cumsum([int(np.prod(s)) for s in shapes])
 
@@ -83,14 +81,11 @@ def ics(grads_fn, params, layer, lr):
     -------
     (distance, cosine) : ``||G - G'||_2`` and ``<G, G'> / (||G|| ||G'||)``
     """
-    if not callable(grads_fn):
-        raise TypeError(f"grads_fn must be callable, got {type(grads_fn).__name__}")
-    if isinstance(layer, bool) or not isinstance(layer, int):
-        raise TypeError(f"layer must be an int, got {type(layer).__name__}")
+    check_callable(grads_fn, "grads_fn")
+    layer = check_int(layer, "layer")
     if not 0 <= layer < len(params):
         raise ValueError(f"layer must be in [0, {len(params)}), got {layer}")
-    if not lr > 0:
-        raise ValueError(f"lr must be > 0, got {lr!r}")
+    lr = check_positive(lr, "lr")
     grads = grads_fn(params)
     updated = [
         p - lr * g if j < layer else p
@@ -122,12 +117,8 @@ def landscape_along_gradient(loss_and_grad, w, lr, factors=(0.5, 1.0, 2.0, 3.0, 
     losses), ``grad_change_range`` (max - min of the gradient changes) and
     ``beta_smoothness`` (max of grad change / step length).
     """
-    if not callable(loss_and_grad):
-        raise TypeError(
-            f"loss_and_grad must be callable, got {type(loss_and_grad).__name__}"
-        )
-    if not lr > 0:
-        raise ValueError(f"lr must be > 0, got {lr!r}")
+    check_callable(loss_and_grad, "loss_and_grad")
+    lr = check_positive(lr, "lr")
     factors = np.asarray(factors, dtype=np.float64)
     if factors.ndim != 1 or factors.size == 0 or np.any(factors <= 0):
         raise ValueError("factors must be a non-empty 1-D sequence of positive numbers")

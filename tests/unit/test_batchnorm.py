@@ -214,8 +214,6 @@ def test_inference_is_an_affine_map_per_feature():
 
 def test_layer_defaults_are_keras_defaults():
     layer = BatchNorm()
-    assert (layer.axis, layer.momentum, layer.epsilon) == (-1, 0.99, 1e-3)
-    assert layer.center and layer.scale
     layer(np.zeros((2, 3), np.float32))
     np.testing.assert_array_equal(layer.gamma, np.ones(3))
     np.testing.assert_array_equal(layer.beta, np.zeros(3))
@@ -490,9 +488,19 @@ def test_bad_input_is_a_clear_error(call, error, name):
 
 
 def test_cache_is_a_named_tuple_of_the_graph_nodes():
-    _, cache = batch_norm_forward(X * np.arange(4)[:, None], G, B)
+    x = X * np.arange(4)[:, None]
+    _, cache = batch_norm_forward(x, G, B, epsilon=0.5)
     assert isinstance(cache, BatchNormCache)
     assert cache.x_hat.shape == (4, 3) and cache.mu.shape == (1, 3)
+    np.testing.assert_allclose(cache.mu, x.mean(axis=0, keepdims=True), rtol=1e-12)
+    np.testing.assert_allclose(cache.x_centered, x - cache.mu, rtol=1e-12)
+    np.testing.assert_allclose(cache.var, x.var(axis=0, keepdims=True), rtol=1e-12)
+    np.testing.assert_allclose(cache.inv_std, 1 / np.sqrt(cache.var + 0.5), rtol=1e-12)
+    np.testing.assert_allclose(
+        cache.x_hat, cache.x_centered * cache.inv_std, rtol=1e-12
+    )
+    np.testing.assert_array_equal(cache.gamma.ravel(), G)
+    assert (cache.epsilon, cache.axis, cache.reduce_axes) == (0.5, 1, (0,))
 
 
 def test_staged_backward_node_gradients_match_finite_differences():

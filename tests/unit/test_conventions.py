@@ -28,17 +28,17 @@ def test_keras_convention_is_the_book_layer():
 
 
 def test_pytorch_convention_by_hand():
+    # PyTorch's update, as its documentation writes it: momentum=0.1 weights the new
+    # value, and running_var averages the unbiased batch variance.
+    momentum = 0.1
     running_mean, running_var = np.zeros(2), np.ones(2)
     for b in batches():
-        running_mean = 0.9 * running_mean + 0.1 * b.mean(axis=0)
-        running_var = 0.9 * running_var + 0.1 * b.var(axis=0, ddof=1)
-    mean, var = moving_statistics(batches(), 0.9, True)
+        running_mean = (1 - momentum) * running_mean + momentum * b.mean(axis=0)
+        running_var = (1 - momentum) * running_var + momentum * b.var(axis=0, ddof=1)
+    c = CONVENTIONS["pytorch"]
+    mean, var = moving_statistics(batches(), c.momentum, c.unbiased_moving_variance)
     np.testing.assert_allclose(mean, running_mean, rtol=1e-13)
     np.testing.assert_allclose(var, running_var, rtol=1e-13)
-    assert (
-        CONVENTIONS["pytorch"].momentum == 0.9
-        and CONVENTIONS["pytorch"].epsilon == 1e-5
-    )
 
 
 def test_population_statistics_are_unbiased():

@@ -38,7 +38,7 @@ def test_a_function_that_ignores_its_argument_is_refused():
         ({"f": "exp"}, TypeError, "f"),
         ({"h": 0.0}, ValueError, "h"),
         ({"h": -1e-6}, ValueError, "h"),
-        ({"h": "1e-6"}, ValueError, "h"),
+        ({"h": "1e-6"}, TypeError, "h"),
         ({"dy": np.ones(3)}, ValueError, "dy"),
     ],
 )

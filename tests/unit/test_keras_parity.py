@@ -1,7 +1,8 @@
 """The book's NumPy batch norm against the installed keras.layers.BatchNormalization.
 
 If a Keras upgrade changes a convention (defaults, the biased moving variance, which
-statistics a mode uses, the gradient), these tests fail and say which.
+statistics a mode uses, the gradient), these tests fail and say which. TensorFlow is
+imported by the session fixture ``tf_keras`` (tests/conftest.py), not at import.
 """
 
 import numpy as np
@@ -10,16 +11,27 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bnbook.batchnorm import BatchNorm, batch_norm_backward, batch_norm_forward
+from bnbook.conventions import CONVENTIONS
+from bnbook.data import load_digits_split, minibatches
 from bnbook.kerasbn import (
     calibrate_batch_norm,
     fold_sequential,
     keras_batch_norm,
     keras_forward_backward,
     parity_errors,
+    train_keras,
 )
-from bnbook.tfsetup import load_tensorflow
 
-tf, keras = load_tensorflow(seed=0)
+# Every test here runs with TensorFlow imported and seeded, even those that reach it
+# only through bnbook.kerasbn.
+pytestmark = pytest.mark.usefixtures("tf_keras")
+
+
+@pytest.fixture(scope="module")
+def keras(tf_keras):
+    return tf_keras[1]
+
+
 # Tolerances on max |ours - keras| / (1 + |keras|). float32 gets 1e-4 here, not the
 # 1e-5 of chapter 4's batches of 32, because random batches as small as 2 make the
 # normalization ill-conditioned (a tiny batch variance magnifies rounding); a changed
@@ -27,7 +39,7 @@ tf, keras = load_tensorflow(seed=0)
 TOL = {"float32": 1e-4, "float64": 1e-9}
 
 
-def test_keras_defaults_are_the_book_defaults():
+def test_keras_defaults_are_the_book_defaults(keras):
     layer = keras.layers.BatchNormalization()
     ours = BatchNorm()
     assert (layer.axis, layer.momentum, layer.epsilon) == (
@@ -35,7 +47,10 @@ def test_keras_defaults_are_the_book_defaults():
         ours.momentum,
         ours.epsilon,
     ), "Keras changed a default of BatchNormalization"
-    assert layer.center and layer.scale
+    assert (layer.center, layer.scale) == (ours.center, ours.scale)
+    # chapter 4's table of conventions states the same defaults
+    keras3 = CONVENTIONS["keras3"]
+    assert (keras3.momentum, keras3.epsilon) == (layer.momentum, layer.epsilon)
 
 
 @st.composite
@@ -95,7 +110,7 @@ def test_trainable_and_training(trainable, training):
     assert moved == (training and trainable)
 
 
-def test_calibration_sets_the_moving_statistics_to_the_data():
+def test_calibration_sets_the_moving_statistics_to_the_data(keras):
     x = np.random.default_rng(1).normal(3.0, 2.0, size=(200, 4)).astype("float32")
     model = keras.Sequential([keras.Input((4,)), keras.layers.BatchNormalization()])
     calibrate_batch_norm(model, x)
@@ -103,13 +118,20 @@ def test_calibration_sets_the_moving_statistics_to_the_data():
     np.testing.assert_allclose(bn.moving_mean.numpy(), x.mean(axis=0), rtol=1e-5)
     np.testing.assert_allclose(bn.moving_variance.numpy(), x.var(axis=0), rtol=1e-4)
     assert bn.momentum == 0.99
+    # inside a nested model too
+    inner = keras.Sequential([keras.Input((4,)), keras.layers.BatchNormalization()])
+    outer = keras.Sequential([keras.Input((4,)), inner, keras.layers.Dense(2)])
+    calibrate_batch_norm(outer, x)
+    np.testing.assert_allclose(
+        inner.layers[0].moving_mean.numpy(), x.mean(axis=0), rtol=1e-5
+    )
     with pytest.raises(ValueError, match="no BatchNormalization"):
         calibrate_batch_norm(
             keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]), x
         )
 
 
-def test_folded_model_equals_the_original_in_inference():
+def test_folded_model_equals_the_original_in_inference(keras):
     rng = np.random.default_rng(2)
     model = keras.Sequential(
         [
@@ -134,7 +156,7 @@ def test_folded_model_equals_the_original_in_inference():
     assert np.abs(got - expected).max() / np.abs(expected).max() < 1e-5
 
 
-def test_fold_refuses_a_batch_norm_that_does_not_follow_a_linear_layer():
+def test_fold_refuses_a_batch_norm_that_does_not_follow_a_linear_layer(keras):
     model = keras.Sequential(
         [
             keras.Input((3,)),
@@ -185,3 +207,58 @@ def test_parity_errors_catch_a_changed_convention(monkeypatch):
     errors = parity_errors((8, 3), momentum=0.9, dtype="float64")
     assert errors["moving_variance"] > 1e-2
     assert errors["y (training)"] < 1e-9
+
+
+def _digits_model(keras, seed):
+    from bnbook.tfsetup import set_seed
+
+    set_seed(seed)
+    return keras.Sequential(
+        [
+            keras.Input((64,)),
+            keras.layers.Dense(16, use_bias=False),
+            keras.layers.BatchNormalization(),
+            keras.layers.Activation("relu"),
+            keras.layers.Dense(10),
+        ]
+    )
+
+
+def test_train_keras_trains_on_the_books_batches(keras):
+    data = load_digits_split()
+    seen, moving = [], []
+
+    def callback(step, model):
+        seen.append(step)
+        moving.append(model.layers[1].moving_mean.numpy().copy())
+
+    model = _digits_model(keras, 0)
+    losses = train_keras(model, data, steps=40, lr=0.1, seed=3, callback=callback)
+    assert seen == list(range(41)) and losses.shape == (40,)
+    assert losses[-10:].mean() < 0.75 * losses[:10].mean()  # it learns
+    assert not np.array_equal(moving[0], moving[-1])  # called with training=True
+    again = train_keras(_digits_model(keras, 0), data, steps=40, lr=0.1, seed=3)
+    np.testing.assert_array_equal(losses, again)
+    # the first loss is the loss of the first batch of minibatches(..., seed=3)
+    first = next(minibatches(len(data.x_train), 60, 3))
+    fresh = _digits_model(keras, 0)
+    logits = fresh(data.x_train[first], training=True)
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(
+        data.y_train[first], logits
+    )
+    assert losses[0] == pytest.approx(float(loss), rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "name"),
+    [
+        ({"steps": 0}, ValueError, "steps"),
+        ({"steps": 2.0}, TypeError, "steps"),
+        ({"lr": -0.1}, ValueError, "lr"),
+        ({"callback": "print"}, TypeError, "callback"),
+    ],
+)
+def test_train_keras_refuses_bad_arguments(keras, kwargs, error, name):
+    args = {"steps": 2, "lr": 0.1, "seed": 0} | kwargs
+    with pytest.raises(error, match=name):
+        train_keras(_digits_model(keras, 0), load_digits_split(), **args)

@@ -3,12 +3,13 @@
 import numpy as np
 import pytest
 
+from bnbook.batchnorm import BatchNorm
 from bnbook.meanfield import (
     gradient_growth_rate,
     predicted_growth_rate,
     weight_gradient_norms,
 )
-from bnbook.mlp import MLP
+from bnbook.mlp import build_mlp
 
 
 def test_predictions():
@@ -30,7 +31,7 @@ def test_growth_rate_of_a_geometric_sequence_is_exact():
 
 def test_weight_gradient_norms_of_a_network_and_no_trace():
     rng = np.random.default_rng(0)
-    model = MLP((8, 8, 8, 8, 3), batch_norm=True, seed=1)
+    model = build_mlp((8, 8, 8, 8, 3), norm=BatchNorm, seed=1)
     x, dy = rng.normal(size=(16, 8)), rng.normal(size=(16, 3))
     bn = model.layers[1]
     before = bn.moving_mean.copy()
@@ -38,20 +39,39 @@ def test_weight_gradient_norms_of_a_network_and_no_trace():
     np.testing.assert_array_equal(bn.moving_mean, before)
     model(x, training=True)
     model.backward(dy)
-    np.testing.assert_allclose(norms, [np.sum(d.dW**2) for d in model.dense_layers()])
+    dense = [model.layers[k] for k in (0, 3, 6, 9)]
+    assert len(norms) == len(dense)
+    np.testing.assert_allclose(norms, [np.sum(d.dW**2) for d in dense])
 
 
 def test_without_batch_norm_a_linear_network_does_not_explode():
     rng = np.random.default_rng(1)
     norms = [
         weight_gradient_norms(
-            MLP((128,) * 32, seed=s, activation="linear", init_scale=np.sqrt(0.5)),
+            build_mlp(
+                (128,) * 32, seed=s, activation="linear", init_scale=np.sqrt(0.5)
+            ),
             rng.normal(size=(64, 128)),
             rng.normal(size=(64, 128)),
         )
         for s in range(3)
     ]
     assert gradient_growth_rate(norms) == pytest.approx(1.0, abs=0.02)
+
+
+@pytest.mark.parametrize(("batch_size", "tolerance"), [(8, 0.05), (32, 0.015)])
+def test_with_batch_norm_a_linear_network_explodes_as_predicted(batch_size, tolerance):
+    rng = np.random.default_rng(2)
+    norms = [
+        weight_gradient_norms(
+            build_mlp((128,) * 32, norm=BatchNorm, seed=s, activation="linear"),
+            rng.normal(size=(batch_size, 128)),
+            rng.normal(size=(batch_size, 128)),
+        )
+        for s in range(3)
+    ]
+    predicted = predicted_growth_rate("linear", batch_size)
+    assert gradient_growth_rate(norms) == pytest.approx(predicted, rel=tolerance)
 
 
 @pytest.mark.parametrize(
@@ -66,7 +86,7 @@ def test_without_batch_norm_a_linear_network_does_not_explode():
         (lambda: gradient_growth_rate(np.ones(10), skip=5), ValueError, "fewer than 2"),
         (
             lambda: weight_gradient_norms(
-                MLP((4, 4, 2)), np.ones((3, 4)), np.ones((3, 3))
+                build_mlp((4, 4, 2)), np.ones((3, 4)), np.ones((3, 3))
             ),
             ValueError,
             "dy",

@@ -11,9 +11,6 @@ from bnbook.normalization import (
     group_norm_backward,
     group_norm_forward,
 )
-from bnbook.tfsetup import load_tensorflow
-
-tf, keras = load_tensorflow(seed=0)
 
 
 def _case(n=5, c=6, seed=0):
@@ -59,7 +56,8 @@ def test_group_norm_gradients_match_finite_differences(groups):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_layer_and_group_norm_match_keras(dtype):
+def test_layer_and_group_norm_match_keras(dtype, tf_keras):
+    tf, keras = tf_keras
     tol = {"float32": 1e-5, "float64": 1e-10}[dtype]
     x, gamma, beta, dy = (a.astype(dtype) for a in _case(n=8, c=12, seed=4))
     for ours, theirs in (
@@ -91,7 +89,8 @@ def test_layer_and_group_norm_match_keras(dtype):
 @pytest.mark.parametrize(
     "clipping", [{}, {"rmin": 0.8, "rmax": 1.25, "dmax": 0.5}], ids=["free", "clipped"]
 )
-def test_batch_renorm_matches_keras_renorm(clipping):
+def test_batch_renorm_matches_keras_renorm(clipping, tf_keras):
+    tf, keras = tf_keras
     rng = np.random.default_rng(7)
     options = {"momentum": 0.9, "renorm_momentum": 0.8}
     theirs = keras.layers.BatchNormalization(

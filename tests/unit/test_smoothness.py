@@ -32,11 +32,10 @@ def test_landscape_of_a_quadratic():
     np.testing.assert_allclose(
         out["grad_change"], eta * np.linalg.norm(A @ g), rtol=1e-12
     )
-    # effective beta-smoothness: ||A g|| / ||g||, which lies between 1 and 9
+    # effective beta-smoothness: ||A g|| / ||g||
     assert out["beta_smoothness"] == pytest.approx(
         np.linalg.norm(A @ g) / np.linalg.norm(g)
     )
-    assert 1 <= out["beta_smoothness"] <= 9
     assert out["loss_range"] == pytest.approx(max(expected_loss) - min(expected_loss))
 
 
@@ -161,7 +160,6 @@ def test_theorem_4_1_holds_with_epsilon():
     for seed in range(5):
         cache, g = _bn_cache(epsilon=1e-1, seed=seed)
         sides = gradient_norm_bound(g, cache)
-        assert np.all(sides["lhs"] <= sides["rhs"])
         assert np.all(sides["lhs"] < sides["rhs"])  # strictly: epsilon > 0
 
 

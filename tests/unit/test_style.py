@@ -2,20 +2,64 @@
 
 import matplotlib as mpl
 import matplotlib.colors as mcolors
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
 
-from bnbook.style import COLORS, use_book_style
+from bnbook.style import COLORS, VARIANTS, band, use_book_style
 
 
 def test_style_sets_the_book_parameters():
-    mpl.rcdefaults()
-    use_book_style()
-    assert mpl.rcParams["axes.grid"] is True
-    assert mpl.rcParams["axes.spines.top"] is False
-    assert tuple(mpl.rcParams["figure.figsize"]) == (8.0, 3.6)
-    mpl.rcdefaults()
+    with mpl.rc_context():  # restores the parameters even when an assert fails
+        mpl.rcdefaults()
+        use_book_style()
+        assert mpl.rcParams["axes.grid"] is True
+        assert mpl.rcParams["axes.spines.top"] is False
+        assert tuple(mpl.rcParams["figure.figsize"]) == (8.0, 3.6)
 
 
-def test_colors_are_valid_and_distinct():
-    assert {"standard", "bn"} <= set(COLORS)
+def test_every_variant_is_drawn_its_own_way():
     assert all(mcolors.is_color_like(c) for c in COLORS.values())
-    assert len(set(COLORS.values())) == len(COLORS)
+    drawn = {(v.color, v.marker, v.linestyle) for v in VARIANTS.values()}
+    assert len(drawn) == len(VARIANTS)
+    assert len({v.label for v in VARIANTS.values()}) == len(VARIANTS)
+    # Variants that share a figure (chapter 5's four, chapter 7's five) differ in colour.
+    for group in (
+        ("standard", "bn", "noisy_bn", "standard_noise"),
+        ("standard", "bn", "renorm", "layer_norm", "group_norm"),
+        ("standard", "bn", "residual_bn"),
+    ):
+        assert len({VARIANTS[k].color for k in group}) == len(group), group
+    assert COLORS["reference"] not in {v.color for v in VARIANTS.values()}
+
+
+def test_band_draws_the_median_and_the_range_and_skips_diverged_runs():
+    fig, ax = plt.subplots()
+    runs = np.array([[1.0, 2.0, 3.0], [3.0, np.nan, 5.0], [2.0, 4.0, 4.0]])
+    (line,) = band(ax, [0, 1, 2], runs, "bn")
+    np.testing.assert_array_equal(line.get_ydata(), [2.0, 3.0, 4.0])
+    assert line.get_label() == VARIANTS["bn"].label
+    assert line.get_color() == VARIANTS["bn"].color
+    assert line.get_marker() == VARIANTS["bn"].marker  # 3 points: markers drawn
+    (poly,) = ax.collections
+    vertices = poly.get_paths()[0].vertices
+    assert vertices[:, 1].min() == 1.0 and vertices[:, 1].max() == 5.0
+    (other,) = band(ax, [0, 1, 2], runs, "standard", label="plain", markers=False)
+    assert other.get_label() == "plain" and other.get_marker() in ("", "None")
+    plt.close(fig)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "name"),
+    [
+        ({"key": "batchnorm"}, ValueError, "key"),
+        ({"runs": np.ones(3)}, ValueError, "runs"),
+        ({"runs": np.ones((2, 4))}, ValueError, "runs"),
+    ],
+)
+def test_band_refuses_bad_input(kwargs, error, name):
+    fig, ax = plt.subplots()
+    args = {"x": [0, 1, 2], "runs": np.ones((2, 3)), "key": "bn"} | kwargs
+    with pytest.raises(error, match=name):
+        band(ax, **args)
+    plt.close(fig)

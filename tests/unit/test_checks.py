@@ -1,0 +1,97 @@
+"""The shared argument checks: a wrong type is a TypeError, a wrong value a ValueError,
+and every message names the argument."""
+
+import numpy as np
+import pytest
+
+from bnbook import show
+from bnbook.checks import (
+    as_float_array,
+    check_bool,
+    check_callable,
+    check_epsilon,
+    check_int,
+    check_momentum,
+    check_positive,
+    feature_axis,
+    per_feature,
+    reduce_axes,
+)
+
+
+def test_good_arguments_come_back_in_the_form_computed_with():
+    assert as_float_array([1, 2], "x").dtype == np.float64
+    assert as_float_array(np.ones(2, np.float32), "x").dtype == np.float32
+    assert check_int(np.int64(3), "n") == 3 and type(check_int(np.int64(3), "n")) is int
+    assert check_bool(np.bool_(True), "flag") is True
+    assert check_positive(2, "lr") == 2.0
+    assert check_epsilon(0) == 0.0 and check_momentum(1) == 1.0
+    assert feature_axis(-1, 4) == 3 and feature_axis(1, 2) == 1
+    assert reduce_axes(4, 3) == (0, 1, 2) and reduce_axes(4, 1) == (0, 2, 3)
+    p = per_feature([1, 2, 3], "gamma", 3, np.float32)
+    assert p.dtype == np.float32 and p.shape == (3,)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda: as_float_array(np.array(["a"]), "x"), TypeError, "x must be an array"),
+        (
+            lambda: as_float_array(np.array([True]), "x"),
+            TypeError,
+            "x must be an array",
+        ),
+        (lambda: as_float_array(np.ones(2, complex), "x"), TypeError, "real numbers"),
+        (lambda: check_int(2.0, "steps"), TypeError, "steps must be an int"),
+        (lambda: check_int(True, "steps"), TypeError, "steps must be an int"),
+        (lambda: check_int(0, "steps", minimum=1), ValueError, "steps must be >= 1"),
+        (lambda: check_bool(1, "center"), TypeError, "center must be a bool"),
+        (lambda: check_callable("f", "callback"), TypeError, "callback must be"),
+        (lambda: check_positive("1", "lr"), TypeError, "lr must be a real number"),
+        (lambda: check_positive(True, "lr"), TypeError, "lr must be a real number"),
+        (lambda: check_positive(0.0, "lr"), ValueError, "lr must be > 0"),
+        (lambda: check_positive(np.nan, "lr"), ValueError, "lr must be > 0"),
+        (lambda: check_positive(np.inf, "lr"), ValueError, "lr must be > 0"),
+        (lambda: check_epsilon(-1e-9), ValueError, "epsilon must be >= 0"),
+        (lambda: check_epsilon(np.nan), ValueError, "epsilon must be >= 0"),
+        (lambda: check_epsilon("0"), TypeError, "epsilon must be a real number"),
+        (lambda: check_momentum(1.5), ValueError, r"momentum must be in \[0, 1\]"),
+        (lambda: check_momentum(-0.1), ValueError, r"momentum must be in \[0, 1\]"),
+        (lambda: check_momentum(None), TypeError, "momentum must be a real number"),
+        (lambda: feature_axis(1.0, 2), TypeError, "axis must be an int"),
+        (lambda: feature_axis(2, 2), ValueError, "axis 2 is out of range"),
+        (lambda: feature_axis(-3, 2), ValueError, "axis -3 is out of range"),
+        (lambda: feature_axis(0, 1), ValueError, "at least 2 dimensions"),
+        (
+            lambda: per_feature(np.ones(2), "beta", 3, float),
+            ValueError,
+            r"beta.*\(3,\)",
+        ),
+        (lambda: per_feature(np.ones((3, 1)), "beta", 3, float), ValueError, "beta"),
+    ],
+)
+def test_bad_arguments_name_themselves(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_show_displays_the_source_as_a_python_code_block(monkeypatch):
+    class Recorder:
+        def method(self):
+            """``x`` in double backticks, and a run of three: ```"""
+            return 1
+
+    shown = []
+    monkeypatch.setattr(
+        "IPython.display.display", lambda data, raw: shown.append((data, raw))
+    )
+    show(Recorder.method)
+    ((data, raw),) = shown
+    source = data["text/plain"]
+    assert raw and set(data) == {"text/markdown", "text/plain"}
+    assert source.startswith("def method(self):\n") and source.endswith("return 1\n")
+    assert data["text/markdown"] == f"````python\n{source}````\n"  # 4: longer than 3
+    show(reduce_axes)  # no backticks at all: the usual fence of 3
+    assert shown[-1][0]["text/markdown"].startswith("```python\ndef reduce_axes(")
+    with pytest.raises(TypeError, match="obj must be a function or a class"):
+        show(42)

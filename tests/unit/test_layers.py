@@ -1,0 +1,226 @@
+"""The one layer interface: every layer, checked the same way."""
+
+import numpy as np
+import pytest
+
+from bnbook.batchnorm import BatchNorm
+from bnbook.gradcheck import numerical_gradient, relative_error
+from bnbook.layers import Dense, Layer, NoiseInjection, ReLU, Residual, Sequential
+from bnbook.normalization import BatchRenorm, GroupNorm, LayerNorm
+
+N, C = 6, 4
+
+
+def _built(layer):
+    layer.build(C, np.float64)
+    return layer
+
+
+LAYERS = {
+    "dense": lambda: Dense(C, C, np.random.default_rng(0)),
+    "dense without bias": lambda: Dense(C, C, np.random.default_rng(0), bias=False),
+    "relu": ReLU,
+    "batch norm": lambda: _built(BatchNorm(momentum=0.5)),
+    "layer norm": lambda: _built(LayerNorm()),
+    "group norm": lambda: _built(GroupNorm(groups=2)),
+    "noise": lambda: NoiseInjection(np.random.default_rng(0)),
+    "sequential": lambda: Sequential(
+        [Dense(C, C, np.random.default_rng(1)), _built(BatchNorm()), ReLU()]
+    ),
+    "residual": lambda: Residual(
+        [Dense(C, C, np.random.default_rng(1), bias=False), _built(BatchNorm()), ReLU()]
+    ),
+    "batch renorm": lambda: _built(BatchRenorm(momentum=0.5, renorm_momentum=0.5)),
+}
+# Renorm's gradient holds its corrections r and d constant, as Keras's does: it is not
+# the gradient of its output (test_normalization.py checks it against Keras instead).
+TRUE_GRADIENT = [name for name in LAYERS if name != "batch renorm"]
+
+
+def _inputs(seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(1.0, 2.0, size=(N, C)), rng.normal(size=(N, C))
+
+
+@pytest.mark.parametrize("name", TRUE_GRADIENT)
+def test_backward_is_the_gradient_of_the_input(name):
+    layer, (x, dy) = LAYERS[name](), _inputs()
+    before = layer.state()  # so that the noise layer draws the same noise every time
+    layer(x, training=True)
+    dx = layer.backward(dy)
+
+    def f(v):
+        layer.set_state(before)
+        return layer(v, training=True)
+
+    assert relative_error(dx, numerical_gradient(f, x, dy)) < 1e-7
+
+
+@pytest.mark.parametrize("name", TRUE_GRADIENT)
+def test_params_pairs_each_array_with_its_gradient(name):
+    layer, (x, dy) = LAYERS[name](), _inputs()
+    before = layer.state()
+    layer(x, training=True)
+    layer.backward(dy)
+    for k, (p, g) in enumerate(layer.params()):
+        assert g.shape == p.shape, k
+        dp = g.copy()
+
+        def f(v, p=p):
+            saved = p.copy()
+            p[...] = v  # the pair holds the array itself: changing it changes the layer
+            try:
+                layer.set_state(before)
+                return layer(x, training=True)
+            finally:
+                p[...] = saved
+
+        # (a bias before batch norm has a zero gradient: compare absolutely there)
+        np.testing.assert_allclose(
+            dp, numerical_gradient(f, p, dy), rtol=1e-6, atol=1e-8
+        )
+
+
+@pytest.mark.parametrize("name", list(LAYERS))
+def test_state_restores_what_a_training_call_changes(name):
+    layer, (x, _) = LAYERS[name](), _inputs()
+    saved = layer.state()
+    first = layer(x, training=True)
+    layer(x + 1.0, training=True)  # moves the moving statistics, draws new noise
+    layer.set_state(saved)
+    np.testing.assert_array_equal(layer(x, training=True), first)
+    np.testing.assert_array_equal(layer(x), layer(x))  # inference has no side effect
+
+
+@pytest.mark.parametrize("name", ["relu", "dense", "layer norm"])
+def test_layers_without_buffers_have_an_empty_state(name):
+    layer = LAYERS[name]()
+    assert layer.state() == {}
+    layer.set_state({})
+    with pytest.raises(ValueError, match="no state"):
+        layer.set_state({"moving_mean": np.zeros(C)})
+
+
+def test_the_state_of_batch_norm_and_renorm_names_their_buffers():
+    bn = LAYERS["batch norm"]()
+    assert set(bn.state()) == {"moving_mean", "moving_variance"}
+    renorm = LAYERS["batch renorm"]()
+    assert set(renorm.state()) == {
+        "moving_mean",
+        "moving_variance",
+        "moving_stddev",
+        "renorm_mean",
+        "renorm_stddev",
+    }
+    x, _ = _inputs()
+    saved = renorm.state()
+    renorm(x, training=True)
+    assert all(not np.array_equal(renorm.state()[k], saved[k]) for k in saved)
+    renorm.set_state(saved)
+    for k, v in renorm.state().items():
+        np.testing.assert_array_equal(v, saved[k])
+
+
+def test_the_base_class_defaults():
+    layer = Layer()
+    assert layer.params() == [] and layer.state() == {} and layer.affine() is None
+    assert not layer.cancels_bias and BatchNorm.cancels_bias
+    assert BatchRenorm.cancels_bias and not LayerNorm.cancels_bias
+    with pytest.raises(NotImplementedError):
+        layer(np.ones((2, 2)))
+    with pytest.raises(NotImplementedError):
+        layer.backward(np.ones((2, 2)))
+
+
+def test_sequential_keeps_every_input_gradient():
+    model, (x, dy) = LAYERS["sequential"](), _inputs()
+    model(x, training=True)
+    dx = model.backward(dy)
+    assert len(model.input_grads) == len(model.layers)
+    np.testing.assert_array_equal(model.input_grads[0], dx)
+    dense, bn, relu = model.layers
+    expected_relu = relu.backward(dy)
+    np.testing.assert_array_equal(model.input_grads[2], expected_relu)
+    np.testing.assert_array_equal(model.input_grads[1], bn.backward(expected_relu))
+
+
+def test_sequential_computes_in_float64():
+    model = LAYERS["sequential"]()
+    assert model(np.ones((3, C), np.float32)).dtype == np.float64
+
+
+def test_residual_adds_its_input_and_passes_the_gradient_on():
+    block, (x, dy) = LAYERS["residual"](), _inputs()
+    chain = Sequential(block.layers)
+    np.testing.assert_array_equal(block(x, training=True), x + chain(x, training=True))
+    np.testing.assert_array_equal(block.backward(dy), dy + chain.backward(dy))
+
+
+def test_noise_injection_follows_algorithm_1():
+    layer = NoiseInjection(np.random.default_rng(0))
+    x = np.ones((20000, 3))
+    y = layer(x, training=True)
+    s = layer._s
+    # per unit: s ~ N(sigma, 0.1) with sigma in [1, 1.25]; m within 0.1 of mu in [-0.5, 0.5]
+    assert np.all((s.mean(axis=0) > 0.99) & (s.mean(axis=0) < 1.26))
+    np.testing.assert_allclose(s.std(axis=0), 0.1, rtol=0.05)
+    m = y - s * x
+    assert np.all(m.max(axis=0) - m.min(axis=0) <= 0.2 + 1e-12)
+    assert np.all(np.abs(m) <= 0.6)
+    assert np.ptp(m.mean(axis=0)) > 0.05  # every unit has its own mean
+    dy = np.random.default_rng(1).normal(size=x.shape)
+    np.testing.assert_array_equal(layer.backward(dy), s * dy)
+    np.testing.assert_array_equal(layer(x), x)  # inference: the identity
+    with pytest.raises(RuntimeError, match="training=True"):
+        layer.backward(dy)
+
+
+@pytest.mark.parametrize("residual", [False, True])
+def test_calibrate_makes_inference_equal_training_on_that_batch(residual):
+    rng = np.random.default_rng(4)
+    make = Residual if residual else Sequential
+    model = make([Dense(C, C, rng, bias=False), BatchNorm(), ReLU()])
+    x = rng.normal(3.0, 2.0, size=(50, C))
+    assert not np.allclose(model(x), model(x, training=True))
+    y = model.calibrate(x)
+    np.testing.assert_array_equal(y, model(x))
+    np.testing.assert_allclose(model(x), model(x, training=True), rtol=1e-10)
+
+
+def test_calibrate_keeps_renorms_moving_std_in_step():
+    layer = LAYERS["batch renorm"]()
+    x, _ = _inputs()
+    layer.calibrate(x)
+    np.testing.assert_allclose(layer.moving_mean, x.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(layer.moving_variance, x.var(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(
+        layer.moving_stddev, np.sqrt(x.var(axis=0) + layer.epsilon), rtol=1e-12
+    )
+
+
+def test_batch_norm_is_affine_in_inference_mode():
+    bn, (x, _) = LAYERS["batch norm"](), _inputs()
+    for _ in range(3):
+        bn(x * 2 + 1, training=True)
+    bn.gamma[...] = [0.5, 1.0, 2.0, -1.0]
+    bn.beta[...] = [0.0, 1.0, -1.0, 3.0]
+    W, b = bn.affine()
+    np.testing.assert_allclose(x @ W + b, bn(x), rtol=1e-12, atol=1e-12)
+    assert BatchNorm(axis=1).affine() is None  # not built, and not on the last axis
+
+
+@pytest.mark.parametrize("residual", [False, True])
+def test_folded_chain_computes_the_same_with_fewer_layers(residual):
+    rng = np.random.default_rng(6)
+    block = [Dense(C, C, rng, bias=False), BatchNorm(), ReLU()]
+    inner = Residual(block) if residual else Sequential(block)
+    model = Sequential([inner, Dense(C, 2, rng), BatchNorm()])
+    for _ in range(5):  # moving statistics away from 0 and 1
+        model(rng.normal(2.0, 3.0, size=(20, C)), training=True)
+    folded = model.folded()
+    x = rng.normal(2.0, 3.0, size=(7, C))
+    np.testing.assert_allclose(folded(x), model(x), rtol=1e-10, atol=1e-12)
+    assert [type(la) for la in folded.layers] == [type(inner), Dense]
+    assert [type(la) for la in folded.layers[0].layers] == [Dense, ReLU]
+    assert type(folded.layers[0]) is type(inner)
+    assert inner.layers[0].b is None and len(inner.layers) == 3  # the original stays
