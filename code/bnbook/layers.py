@@ -10,13 +10,13 @@ Every layer is an object with
 - ``layer.params()``: a list of ``(parameter, gradient)`` pairs, the arrays
   themselves, so that ``p -= lr * g`` trains the layer;
 - ``layer.state()`` / ``layer.set_state(state)``: the buffers that a call changes but
-  no gradient trains (batch norm's moving statistics, a noise generator), as a dict
-  of copies, and back.
+  no gradient trains (batch norm's moving statistics, a noise generator's state), as
+  a dict (for a :class:`Sequential`, a list of its layers' dicts), and back.
 
-Two hooks serve measurements on a trained network, each with a default that is right
-for most layers: ``calibrate(x)`` (population statistics, chapter 7) and
-``affine()`` (folding, chapter 4). :class:`Sequential` chains layers and is itself a
-layer; :class:`Residual` adds its input to a chain's output.
+Three hooks serve measurements on a trained network, each with a default that is
+right for most layers: ``calibrate(x)`` (population statistics, chapter 7), and
+``affine()`` with ``folded()`` (folding, chapter 4). :class:`Sequential` chains layers
+and is itself a layer; :class:`Residual` adds its input to a chain's output.
 """
 
 import copy
@@ -30,7 +30,8 @@ class Layer:
     """The interface of every layer; the defaults suit a layer without parameters."""
 
     #: True for a layer that subtracts each feature's batch mean: a bias just before
-    #: it has no effect (chapter 8) and is left out.
+    #: it has no effect and a zero gradient, so :func:`bnbook.mlp.build_mlp` leaves
+    #: it out.
     cancels_bias = False
 
     def __call__(self, x, training=False):
@@ -44,7 +45,8 @@ class Layer:
         return []
 
     def state(self):
-        """Copies of the buffers that a call changes but no gradient trains."""
+        """The buffers that a call changes but no gradient trains, as a dict that
+        :meth:`set_state` takes back; later calls do not change what it holds."""
         return {}
 
     def set_state(self, state):
