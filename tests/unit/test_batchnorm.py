@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from naming import raises_naming
 
 from bnbook.batchnorm import (
     BatchNorm,
@@ -483,7 +484,7 @@ G, B = np.ones(3), np.zeros(3)
     ],
 )
 def test_bad_input_is_a_clear_error(call, error, name):
-    with pytest.raises(error, match=name):
+    with raises_naming(error, name):
         call()
 
 
@@ -537,6 +538,7 @@ def test_staged_backward_node_gradients_match_finite_differences():
         assert relative_error(nodes[name], numerical_gradient(f, point, dy)) < 1e-7, (
             name
         )
+    np.testing.assert_array_equal(nodes["x"], batch_norm_backward_staged(dy, c)[0])
 
 
 def test_layer_cache_is_that_of_its_last_training_call():
@@ -547,3 +549,98 @@ def test_layer_cache_is_that_of_its_last_training_call():
     np.testing.assert_array_equal(layer.cache.x_hat, expected.x_hat)
     layer(2 * x)  # inference keeps the training cache
     np.testing.assert_array_equal(layer.cache.x_hat, expected.x_hat)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (
+            lambda: batch_norm_forward(np.ones((4, 0)), np.ones(0), np.ones(0)),
+            ValueError,
+            r"x of shape \(4, 0\) gives m=0 value",
+        ),
+        (
+            lambda: batch_norm_forward(np.ones((1, 3)), G, B),
+            ValueError,
+            "x of shape .* gives m=1 value.* training mode needs at least 2, because the variance of "
+            "one value is 0 and every output would be beta",
+        ),
+        (lambda: batch_norm_forward(["a"], G, B), TypeError, "x must be"),
+        (
+            lambda: batch_norm_backward(np.ones((4, 3)), None),
+            TypeError,
+            "cache must be the BatchNormCache returned by batch_norm_forward, got "
+            "NoneType",
+        ),
+        (
+            lambda: batch_norm_backward_staged(X, {}),
+            TypeError,
+            "cache must be the BatchNormCache returned by batch_norm_forward, got dict",
+        ),
+        (
+            lambda: batch_norm_backward(["a"], batch_norm_forward(X, G, B)[1]),
+            TypeError,
+            "dy must be",
+        ),
+        (
+            lambda: batch_norm_inference(X, G, B, np.zeros(3), -np.ones(3)),
+            ValueError,
+            "moving_variance must be >= 0 everywhere",
+        ),
+        (lambda: BatchNorm(axis=1.0), TypeError, "axis must be an int"),
+        (lambda: BatchNorm(center=1), TypeError, "center must be a bool, got int"),
+        (
+            lambda: BatchNorm(scale=None),
+            TypeError,
+            "scale must be a bool, got NoneType",
+        ),
+        (lambda: BatchNorm()(X, training=1), TypeError, "training must be a bool"),
+        (lambda: BatchNorm()(["a"]), TypeError, "x must be"),
+        (lambda: BatchNorm().calibrate(["a"]), TypeError, "x must be"),
+        (
+            lambda: BatchNorm().backward(X),
+            RuntimeError,
+            "backward needs a preceding call with training=True",
+        ),
+    ],
+)
+def test_messages_say_what_is_wrong(call, error, message):
+    with pytest.raises(error, match=f"^{message}"):
+        call()
+
+
+def test_a_zero_moving_variance_is_valid_inference():
+    y = batch_norm_inference(X, G, B, np.zeros(3), np.zeros(3), epsilon=0.25)
+    np.testing.assert_allclose(y, X / 0.5)
+
+
+@pytest.mark.parametrize(("center", "scale"), [(True, True), (False, False)])
+def test_a_float32_layer_stays_float32(center, scale):
+    layer = BatchNorm(center=center, scale=scale, momentum=0.5)
+    x = np.random.default_rng(0).normal(2.0, 3.0, size=(8, 3)).astype(np.float32)
+    y = layer(x, training=True)
+    arrays = [y, layer(x), layer.moving_mean, layer.moving_variance, layer.calibrate(x)]
+    arrays += [p for p, _ in layer.params()]
+    assert all(a.dtype == np.float32 for a in arrays)
+    assert len(layer.params()) == center + scale
+    layer.backward(np.ones_like(x))
+    assert all(g.dtype == np.float32 for _, g in layer.params())
+    W, b = layer.affine()
+    assert W.dtype == b.dtype == np.float32
+    assert layer.dgamma is None if not scale else layer.dgamma.shape == (3,)
+
+
+def test_build_makes_parameters_of_the_given_dtype():
+    layer = BatchNorm()
+    assert layer.gamma is None and layer.dgamma is None and layer.dbeta is None
+    layer.build(3, np.float32)
+    for a in (layer.gamma, layer.beta, layer.moving_mean, layer.moving_variance):
+        assert a.dtype == np.float32 and a.shape == (3,)
+    np.testing.assert_array_equal(layer.moving_variance, 1.0)
+
+
+def test_affine_is_only_for_features_on_the_last_axis():
+    layer = BatchNorm(axis=1)
+    layer(np.ones((2, 3, 4)), training=True)
+    assert layer.affine() is None
+    assert BatchNorm().affine() is None  # not built yet

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from naming import raises_naming
 
 from bnbook.batchnorm import BatchNorm
 from bnbook.conventions import (
@@ -84,5 +85,5 @@ def test_one_pass_variance_fails_in_float32_at_a_large_offset():
     ],
 )
 def test_bad_input(call, error, name):
-    with pytest.raises(error, match=name):
+    with raises_naming(error, name):
         call()

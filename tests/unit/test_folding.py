@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from naming import raises_naming
 
 from bnbook.batchnorm import batch_norm_inference
 from bnbook.folding import fold_batch_norm
@@ -78,5 +79,5 @@ def test_bad_input(kwargs, error, name):
     }
     args |= kwargs
     epsilon = args.pop("epsilon", 1e-3)
-    with pytest.raises(error, match=name):
+    with raises_naming(error, name):
         fold_batch_norm(*args.values(), epsilon=epsilon)

@@ -56,9 +56,14 @@ def test_backward_is_the_gradient_of_the_input(name):
     assert relative_error(dx, numerical_gradient(f, x, dy)) < 1e-7
 
 
+N_PARAMS = {"dense": 2, "dense without bias": 1, "batch norm": 2, "layer norm": 2}
+N_PARAMS |= {"group norm": 2, "sequential": 4, "residual": 3, "batch renorm": 2}
+
+
 @pytest.mark.parametrize("name", TRUE_GRADIENT)
 def test_params_pairs_each_array_with_its_gradient(name):
     layer, (x, dy) = LAYERS[name](), _inputs()
+    assert len(layer.params()) == N_PARAMS.get(name, 0)
     before = layer.state()
     layer(x, training=True)
     layer.backward(dy)
@@ -97,7 +102,7 @@ def test_layers_without_buffers_have_an_empty_state(name):
     layer = LAYERS[name]()
     assert layer.state() == {}
     layer.set_state({})
-    with pytest.raises(ValueError, match="no state"):
+    with pytest.raises(ValueError, match=f"^{type(layer).__name__} has no state"):
         layer.set_state({"moving_mean": np.zeros(C)})
 
 
@@ -145,8 +150,15 @@ def test_sequential_keeps_every_input_gradient():
 
 
 def test_sequential_computes_in_float64():
-    model = LAYERS["sequential"]()
+    model = Sequential([ReLU()])  # nothing in it would cast
     assert model(np.ones((3, C), np.float32)).dtype == np.float64
+    assert model.calibrate(np.ones((3, C), np.int64)).dtype == np.float64
+
+
+def test_a_dense_layer_is_he_initialized_with_a_zero_bias_by_default():
+    dense = Dense(400, 300, np.random.default_rng(0))
+    np.testing.assert_array_equal(dense.b, np.zeros(300))
+    np.testing.assert_allclose(dense.W.std(), np.sqrt(2 / 400), rtol=0.01)
 
 
 def test_residual_adds_its_input_and_passes_the_gradient_on():
@@ -154,6 +166,21 @@ def test_residual_adds_its_input_and_passes_the_gradient_on():
     chain = Sequential(block.layers)
     np.testing.assert_array_equal(block(x, training=True), x + chain(x, training=True))
     np.testing.assert_array_equal(block.backward(dy), dy + chain.backward(dy))
+
+
+def test_noise_injection_draws_in_the_order_of_algorithm_1():
+    x = np.random.default_rng(0).normal(size=(7, 5))
+    layer = NoiseInjection(np.random.default_rng(3))
+    y = layer(x, training=True)
+    rng = np.random.default_rng(3)  # the same draws, by hand
+    mu = rng.uniform(-0.5, 0.5, size=5)
+    sigma = rng.uniform(1.0, 1.25, size=5)
+    m = rng.uniform(mu - 0.1, mu + 0.1, size=(7, 5))
+    s = rng.normal(sigma, 0.1, size=(7, 5))
+    np.testing.assert_array_equal(y, s * x + m)
+    np.testing.assert_array_equal(layer.calibrate(x), x)  # no noise in inference mode
+    with pytest.raises(RuntimeError, match="^backward needs a preceding call with"):
+        NoiseInjection(np.random.default_rng(0)).backward(x)
 
 
 def test_noise_injection_follows_algorithm_1():
@@ -164,6 +191,7 @@ def test_noise_injection_follows_algorithm_1():
     # per unit: s ~ N(sigma, 0.1) with sigma in [1, 1.25]; m within 0.1 of mu in [-0.5, 0.5]
     assert np.all((s.mean(axis=0) > 0.99) & (s.mean(axis=0) < 1.26))
     np.testing.assert_allclose(s.std(axis=0), 0.1, rtol=0.05)
+    assert np.ptp(s.mean(axis=0)) > 0.05  # sigma differs between units
     m = y - s * x
     assert np.all(m.max(axis=0) - m.min(axis=0) <= 0.2 + 1e-12)
     assert np.all(np.abs(m) <= 0.6)
@@ -224,3 +252,38 @@ def test_folded_chain_computes_the_same_with_fewer_layers(residual):
     assert [type(la) for la in folded.layers[0].layers] == [Dense, ReLU]
     assert type(folded.layers[0]) is type(inner)
     assert inner.layers[0].b is None and len(inner.layers) == 3  # the original stays
+
+
+def test_relu_passes_no_gradient_at_zero():
+    relu = ReLU()  # as TensorFlow's: the subgradient 0 at x = 0
+    relu(np.array([[-1.0, 0.0, 2.0]]))
+    np.testing.assert_array_equal(relu.backward(np.ones((1, 3))), [[0.0, 0.0, 1.0]])
+
+
+def test_gradients_are_none_before_a_backward_pass():
+    dense, model = LAYERS["dense"](), LAYERS["sequential"]()
+    assert dense.params()[0][1] is None and model.input_grads is None
+    nobias = LAYERS["dense without bias"]()
+    nobias(np.ones((2, C)))
+    nobias.backward(np.ones((2, C)))
+    assert nobias.db is None
+
+
+def test_a_chain_refuses_a_state_of_another_length():
+    model = LAYERS["sequential"]()
+    with pytest.raises(ValueError):
+        model.set_state(model.state()[:2])
+
+
+def test_folding_keeps_the_bias_and_copies_every_array():
+    rng = np.random.default_rng(7)
+    dense = Dense(C, C, rng)
+    dense.b[...] = rng.normal(size=C)
+    model = Sequential([dense, BatchNorm(), ReLU(), Dense(C, 2, rng)])
+    model(rng.normal(1.0, 2.0, size=(9, C)), training=True)
+    model.layers[-1].b[...] = 0.5
+    folded = model.folded()
+    x = rng.normal(size=(4, C))
+    np.testing.assert_allclose(folded(x), model(x), rtol=1e-12, atol=1e-12)
+    folded.layers[-1].W[...] = 0.0  # the folded copy owns its arrays
+    assert np.all(model.layers[-1].W != 0.0)

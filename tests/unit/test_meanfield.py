@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from naming import raises_naming
 
 from bnbook.batchnorm import BatchNorm
 from bnbook.meanfield import (
@@ -94,5 +95,5 @@ def test_with_batch_norm_a_linear_network_explodes_as_predicted(batch_size, tole
     ],
 )
 def test_bad_input_is_a_clear_error(call, error, name):
-    with pytest.raises(error, match=name):
+    with raises_naming(error, name):
         call()

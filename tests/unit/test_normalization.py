@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from naming import raises_naming
 
 from bnbook.gradcheck import numerical_gradient, relative_error
 from bnbook.normalization import (
@@ -194,7 +195,7 @@ def test_batch_renorm_corrects_to_the_moving_statistics():
     ],
 )
 def test_bad_input_is_a_clear_error(call, error, name):
-    with pytest.raises(error, match=name):
+    with raises_naming(error, name):
         call()
 
 
@@ -213,3 +214,106 @@ def test_batch_renorm_keeps_its_moving_std_in_step_with_set_statistics():
     np.testing.assert_allclose(
         layer(np.array([[3.0, 2.0]])), [[2.0 / np.sqrt(4.001), 0.0]]
     )
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (
+            lambda: group_norm_forward(["a"], np.ones(6), np.zeros(6), groups=2),
+            TypeError,
+            "x must be",
+        ),
+        (
+            lambda: group_norm_forward(np.ones((2, 6)), np.ones(6), [0] * 5, groups=2),
+            ValueError,
+            "beta must have shape",
+        ),
+        (
+            lambda: group_norm_backward(np.ones((2, 6)), None),
+            TypeError,
+            "cache must be the GroupNormCache returned by group_norm_forward",
+        ),
+        (
+            lambda: group_norm_forward(
+                np.ones((2, 6)), np.ones(6), np.zeros(6), groups=0
+            ),
+            ValueError,
+            "groups must divide",
+        ),
+        (lambda: GroupNorm(groups=2.0), TypeError, "groups must be an int"),
+        (lambda: GroupNorm(groups=2)(["a"]), TypeError, "x must be"),
+        (lambda: BatchRenorm()(["a"], training=True), TypeError, "x must be"),
+        (
+            lambda: LayerNorm().backward(np.ones((2, 6))),
+            RuntimeError,
+            "backward needs a preceding call",
+        ),
+        (
+            lambda: BatchRenorm().backward(np.ones((2, 3))),
+            RuntimeError,
+            "backward needs a preceding call with training=True",
+        ),
+    ],
+)
+def test_messages_say_what_is_wrong(call, error, message):
+    with pytest.raises(error, match=f"^{message}"):
+        call()
+
+
+@pytest.mark.parametrize("make", [LayerNorm, lambda: GroupNorm(groups=3)])
+def test_group_and_layer_norm_build_from_the_features_and_keep_float32(make):
+    x, *_ = _case(n=4, c=6)  # 4 examples, 6 features: build must take the features
+    layer = make()
+    y = layer(x.astype(np.float32))
+    assert layer.gamma.shape == layer.beta.shape == (6,)
+    assert y.dtype == layer.gamma.dtype == layer.beta.dtype == np.float32
+    dx = layer.backward(np.ones_like(y))
+    assert dx.dtype == layer.dgamma.dtype == layer.dbeta.dtype == np.float32
+    y64, _ = group_norm_forward(x.astype(np.float32), np.ones(6), np.zeros(6), groups=2)
+    assert y64.dtype == np.float32  # float64 gamma and beta are cast to the input's
+
+
+@pytest.mark.parametrize("groups", [1, 3])
+def test_group_norm_uses_its_epsilon(groups):
+    x, gamma, beta, _ = _case()
+    eps = 0.5
+    y, _ = group_norm_forward(x, gamma, beta, groups=groups, epsilon=eps)
+    g = x.reshape(5, groups, 6 // groups)
+    x_hat = (g - g.mean(axis=-1, keepdims=True)) / np.sqrt(
+        g.var(axis=-1, keepdims=True) + eps
+    )
+    np.testing.assert_allclose(y, gamma * x_hat.reshape(5, 6) + beta, rtol=1e-12)
+    layer = LayerNorm(epsilon=eps) if groups == 1 else GroupNorm(groups, epsilon=eps)
+    layer.build(6, np.float64)
+    layer.gamma[...], layer.beta[...] = gamma, beta
+    np.testing.assert_allclose(layer(x), y, rtol=1e-12)
+
+
+def test_a_fresh_batch_renorm_builds_from_the_features():
+    x = np.random.default_rng(0).normal(size=(4, 6)).astype(np.float32)
+    layer = BatchRenorm(epsilon=0.5)
+    y = layer(x, training=True)
+    assert layer.gamma.shape == (6,) and y.dtype == np.float32
+    assert all(v.dtype == np.float32 for v in layer.state().values())
+    # the first step: renorm statistics 0 and 1, so r = sigma_B and d = mu_B
+    sigma = np.sqrt(x.astype(np.float64).var(axis=0) + 0.5)
+    r, d = layer._rd
+    np.testing.assert_allclose(r, sigma, rtol=1e-6)
+    np.testing.assert_allclose(d, x.mean(axis=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(y, x, atol=1e-5)  # x_hat * sigma_B + mu_B is x
+
+
+def test_batch_renorm_clips_d_from_below_and_above():
+    layer = BatchRenorm(rmin=1.0, rmax=1.0, dmax=0.0)  # equal bounds are allowed
+    layer.build(2, np.float64)
+    layer.renorm_mean = np.array([10.0, -10.0])
+    layer(np.random.default_rng(0).normal(size=(5, 2)), training=True)
+    r, d = layer._rd
+    np.testing.assert_array_equal(r, [1.0, 1.0])
+    np.testing.assert_array_equal(d, [0.0, 0.0])
+    layer = BatchRenorm(dmax=0.5)
+    layer.build(2, np.float64)
+    layer.renorm_mean = np.array([10.0, -10.0])
+    layer(np.random.default_rng(0).normal(size=(5, 2)), training=True)
+    np.testing.assert_array_equal(layer._rd[1], [-0.5, 0.5])

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from naming import raises_naming
 
 from bnbook.batchnorm import batch_norm_forward
 from bnbook.smoothness import (
@@ -121,7 +122,7 @@ def test_first_layer_has_no_shift():
     ],
 )
 def test_bad_input(call, error, name):
-    with pytest.raises(error, match=name):
+    with raises_naming(error, name):
         call()
 
 

@@ -5,6 +5,7 @@ import matplotlib.colors as mcolors
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from naming import raises_naming
 
 from bnbook.style import COLORS, VARIANTS, band, use_book_style
 
@@ -60,6 +61,6 @@ def test_band_draws_the_median_and_the_range_and_skips_diverged_runs():
 def test_band_refuses_bad_input(kwargs, error, name):
     fig, ax = plt.subplots()
     args = {"x": [0, 1, 2], "runs": np.ones((2, 3)), "key": "bn"} | kwargs
-    with pytest.raises(error, match=name):
+    with raises_naming(error, name):
         band(ax, **args)
     plt.close(fig)
