@@ -170,11 +170,11 @@ class Sequential(Layer):
         return x
 
     def backward(self, dy):
-        grads = [dy]
-        for layer in reversed(self.layers):
-            grads.append(layer.backward(grads[-1]))
-        self.input_grads = grads[1:][::-1]
-        return self.input_grads[0]
+        self.input_grads = [None] * len(self.layers)
+        for k in reversed(range(len(self.layers))):
+            dy = self.layers[k].backward(dy)
+            self.input_grads[k] = dy
+        return dy
 
     def params(self):
         return [pair for layer in self.layers for pair in layer.params()]

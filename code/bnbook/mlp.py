@@ -223,7 +223,7 @@ def train_mlp(
     losses, k = [], 0
     if callback is not None:
         callback(0, model)
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverging run: inf, NaN
         for step, batch in zip(range(1, steps + 1), batches, strict=False):
             logits = model(data.x_train[batch], training=True)
             loss, dlogits = softmax_cross_entropy(logits, data.y_train[batch])

@@ -263,7 +263,7 @@ def test_callback_sees_every_checkpoint_and_measuring_changes_nothing():
     assert seen == [0, 25, 50, 70]
     np.testing.assert_array_equal(plain["train_loss"], measured["train_loss"])
     np.testing.assert_array_equal(plain["test_accuracy"], measured["test_accuracy"])
-    with pytest.raises(TypeError, match="callback"):
+    with pytest.raises(TypeError, match="^callback must be callable"):
         train_mlp(build_mlp(), data, steps=5, lr=0.1, callback="print")
 
 
@@ -411,7 +411,9 @@ def test_the_default_seed_is_0_and_init_scale_scales_every_layer():
     )  # He
 
 
-def test_layer_inputs_start_with_the_cast_input():
-    model = build_mlp((4, 3, 2))
-    inputs = layer_inputs(model, np.ones((5, 4), np.float32))
+def test_layer_inputs_start_with_the_cast_input_in_inference_mode():
+    model = build_mlp((4, 3, 2), norm=BatchNorm)
+    x = np.random.default_rng(0).normal(2.0, 1.0, size=(5, 4)).astype(np.float32)
+    inputs = layer_inputs(model, x)
     assert inputs[0].dtype == np.float64
+    np.testing.assert_array_equal(inputs[2], model.layers[1](model.layers[0](x)))

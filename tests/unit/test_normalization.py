@@ -59,6 +59,7 @@ def test_group_norm_gradients_match_finite_differences(groups):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_layer_and_group_norm_match_keras(dtype, tf_keras):
     tf, keras = tf_keras
+    assert GroupNorm().groups == keras.layers.GroupNormalization().groups  # 32
     tol = {"float32": 1e-5, "float64": 1e-10}[dtype]
     x, gamma, beta, dy = (a.astype(dtype) for a in _case(n=8, c=12, seed=4))
     for ours, theirs in (
@@ -288,6 +289,13 @@ def test_group_norm_uses_its_epsilon(groups):
     layer.build(6, np.float64)
     layer.gamma[...], layer.beta[...] = gamma, beta
     np.testing.assert_allclose(layer(x), y, rtol=1e-12)
+
+
+@pytest.mark.parametrize("make", [LayerNorm, lambda: GroupNorm(groups=2), BatchRenorm])
+def test_a_fresh_layer_builds_in_the_dtype_of_its_input(make):
+    layer = make()
+    layer(np.random.default_rng(0).normal(size=(4, 6)), training=True)
+    assert layer.gamma.dtype == layer.beta.dtype == np.float64
 
 
 def test_a_fresh_batch_renorm_builds_from_the_features():
