@@ -7,6 +7,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from bnbook.checks import check_bool, check_int
+
 __all__ = ["Digits", "load_digits_split", "minibatches"]
 
 
@@ -46,12 +48,10 @@ def load_digits_split(test_size=0.25, seed=0, dtype=np.float32, standardize=True
         raise TypeError(f"test_size must be a float, got {type(test_size).__name__}")
     if not 0 < test_size < 1:
         raise ValueError(f"test_size must be in (0, 1), got {test_size}")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    check_int(seed, "seed")
     if not np.issubdtype(np.dtype(dtype), np.floating):
         raise TypeError(f"dtype must be a floating dtype, got {np.dtype(dtype)}")
-    if not isinstance(standardize, bool):
-        raise TypeError(f"standardize must be a bool, got {type(standardize).__name__}")
+    check_bool(standardize, "standardize")
 
     x, y = load_digits(return_X_y=True)
     x_train, x_test, y_train, y_test = train_test_split(
