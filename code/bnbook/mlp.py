@@ -71,11 +71,11 @@ def build_mlp(
     noise_rng = np.random.default_rng([seed, 1])
     layers = []
     for n_in, n_out in zip(sizes[:-2], sizes[1:-1], strict=True):
-        block = [] if norm is None else [norm()]
-        for layer in block:
+        normalization = [] if norm is None else [norm()]
+        for layer in normalization:
             layer.build(n_out, np.float64)  # so that params() lists it before a call
-        bias = not any(layer.cancels_bias for layer in block)
-        block.insert(0, Dense(n_in, n_out, rng, bias, init_scale))
+        bias = not any(layer.cancels_bias for layer in normalization)
+        block = [Dense(n_in, n_out, rng, bias, init_scale), *normalization]
         block += [NoiseInjection(noise_rng)] if noise else []
         block += [ReLU()] if activation == "relu" else []
         if residual and n_in == n_out:
