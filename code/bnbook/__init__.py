@@ -5,12 +5,37 @@ so that a chapter that does not use TensorFlow never pays for its import.
 """
 
 import inspect
+import math
+import numbers
+import os
 import re
 import textwrap
 
 __version__ = "0.1.0"
 
-__all__ = ["show"]
+__all__ = ["glue_number", "seeds", "show"]
+
+
+def seeds(n):
+    """The seeds of an experiment with ``n`` runs: ``range(offset, offset + n)``.
+
+    ``offset`` is the environment variable ``BNBOOK_SEED_OFFSET`` (default 0). Every seed
+    in the book comes from here, so the whole book can be re-run on other seeds
+    (``make robust``) and its claims must hold there too.
+    """
+    from bnbook.checks import check_int
+
+    n = check_int(n, "n", minimum=1)
+    text = os.environ.get("BNBOOK_SEED_OFFSET", "0")
+    try:
+        offset = int(text)
+    except ValueError:
+        raise ValueError(
+            f"BNBOOK_SEED_OFFSET must be a whole number, got {text!r}"
+        ) from None
+    if offset < 0:
+        raise ValueError(f"BNBOOK_SEED_OFFSET must be >= 0, got {offset}")
+    return range(offset, offset + n)
 
 
 def show(obj):
@@ -29,3 +54,29 @@ def show(obj):
     fence = "`" * max([3, *runs])  # longer than any run of backticks in the source
     markdown = f"{fence}python\n{source}{fence}\n"
     display({"text/markdown": markdown, "text/plain": source}, raw=True)
+
+
+def glue_number(name, value, digits):
+    """Keep a measured number for the prose, rounded to ``digits`` decimals.
+
+    The number is glued with myst-nb (not displayed), and the Markdown quotes it as
+    ``{glue:text}`name``` (with a format spec if wanted, ``{glue:text}`name:.1%```), so
+    the text always says what the code above it computed. Rounding first keeps the
+    stored value to the digits the text shows, and a NumPy scalar becomes a plain
+    ``float`` (whose text form myst-nb can read back).
+    """
+    from myst_nb import glue
+
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"name must be a non-empty str, got {name!r}")
+    from bnbook.checks import check_int
+
+    digits = check_int(digits, "digits")
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"value must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"value must be finite, got {value}")
+    rounded = round(value, digits)
+    glue(name, int(rounded) if digits <= 0 else rounded, display=False)
+    return rounded

@@ -46,7 +46,7 @@ CONVENTIONS = {
         "moving average of the biased batch variance",
     ),
     "tf_keras2": Convention(
-        "tf.keras 2 BatchNormalization, fused (4-D inputs)",
+        "tf.keras 2 BatchNormalization, fused path (4-D and 5-D inputs only)",
         0.99,
         1e-3,
         True,

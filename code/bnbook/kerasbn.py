@@ -235,7 +235,9 @@ def train_keras(model, data, *, steps, lr, seed, batch_size=60, callback=None):
     statistics and update their moving ones.
 
     ``callback(step, model)``, if given, is called before the first step (``step=0``)
-    and after every step. Returns the training loss of every step, shape (steps,).
+    and after every step; if it returns ``True``, training stops there (a run that
+    only needs to reach a target). Returns the training loss of every step taken,
+    shape (steps taken,).
     """
     tf, keras = load_tensorflow()
     steps = check_int(steps, "steps", minimum=1)
@@ -255,10 +257,10 @@ def train_keras(model, data, *, steps, lr, seed, batch_size=60, callback=None):
 
     losses = np.zeros(steps)
     batches = minibatches(len(data.x_train), batch_size, seed)
-    if callback is not None:
-        callback(0, model)
+    if callback is not None and callback(0, model) is True:
+        return losses[:0]
     for step, batch in zip(range(1, steps + 1), batches, strict=False):
         losses[step - 1] = train_step(data.x_train[batch], data.y_train[batch])
-        if callback is not None:
-            callback(step, model)
+        if callback is not None and callback(step, model) is True:
+            return losses[:step]
     return losses

@@ -4,8 +4,9 @@ Yang et al. (2019) show with mean-field theory that in a deep fully connected ne
 with batch norm, at initialization, the squared norm of the gradient grows by a fixed
 factor per layer towards the input, whatever the scale of the weights: for a linear
 network with batches of B examples the factor is (B - 2) / (B - 3), and for a ReLU
-network it tends to pi / (pi - 1) as B grows. This module holds the predictions and
-the measurement; :func:`bnbook.mlp.build_mlp` provides the networks.
+network it is their Theorem 8 (eq. 25), written with the arc-cosine kernel, which
+decreases to pi / (pi - 1) as B grows. This module holds the predictions and the
+measurement; :func:`bnbook.mlp.build_mlp` provides the networks.
 """
 
 import numpy as np
@@ -16,18 +17,37 @@ from bnbook.mlp import state_kept
 __all__ = ["gradient_growth_rate", "predicted_growth_rate", "weight_gradient_norms"]
 
 
-def predicted_growth_rate(activation, batch_size=None):
+def _arccos_kernel(c):
+    """Cho and Saul's degree-1 arc-cosine kernel, normalized so that J(1) = 1:
+    J(c) = (sqrt(1 - c^2) + (pi - arccos c) c) / pi, for c in [-1, 1]."""
+    return (np.sqrt(1 - c**2) + (np.pi - np.arccos(c)) * c) / np.pi
+
+
+def _arccos_kernel_slope(c):
+    """The derivative of :func:`_arccos_kernel`: J'(c) = (pi - arccos c) / pi."""
+    return (np.pi - np.arccos(c)) / np.pi
+
+
+def predicted_growth_rate(activation, batch_size):
     """Yang et al.'s per-layer growth factor of the squared gradient norm.
 
-    ``"linear"``: (B - 2) / (B - 3), for ``batch_size`` B >= 4. ``"relu"``: the
-    large-batch limit pi / (pi - 1), about 1.467 (``batch_size`` is not used).
+    For ``batch_size`` B >= 4. ``"linear"``: (B - 2) / (B - 3). ``"relu"``: Theorem 8,
+    eq. (25) of Yang et al. (2019) with alpha = 1: with c = -1 / (B - 1) and the
+    arc-cosine kernel J (:func:`_arccos_kernel`),
+
+        (J'(c) + (B - 1) J(1)) / ((B - 3) (J(1) - J(c))) - 1 / (B - 3),
+
+    about 3.08 at B = 4 and 1.79 at B = 8, decreasing to the large-batch limit
+    pi / (pi - 1), about 1.467.
     """
-    if activation == "relu":
-        return np.pi / (np.pi - 1)
-    if activation != "linear":
+    if activation not in ("linear", "relu"):
         raise ValueError(f'activation must be "linear" or "relu", got {activation!r}')
-    batch_size = check_int(batch_size, "batch_size", minimum=4)
-    return (batch_size - 2) / (batch_size - 3)
+    b = check_int(batch_size, "batch_size", minimum=4)
+    if activation == "linear":
+        return (b - 2) / (b - 3)
+    c = -1 / (b - 1)
+    j1, jc, slope = _arccos_kernel(1.0), _arccos_kernel(c), _arccos_kernel_slope(c)
+    return float((slope + (b - 1) * j1) / ((b - 3) * (j1 - jc)) - 1 / (b - 3))
 
 
 def weight_gradient_norms(model, x, dy):

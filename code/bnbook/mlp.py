@@ -24,6 +24,7 @@ __all__ = [
     "loss_and_grads",
     "sgd_step",
     "softmax_cross_entropy",
+    "squared_error",
     "state_kept",
     "train_mlp",
 ]
@@ -100,6 +101,23 @@ def softmax_cross_entropy(logits, labels):
     return loss, dlogits / n
 
 
+def squared_error(outputs, targets):
+    """Mean over the N examples of the squared error ``||output - target||^2``.
+
+    ``outputs`` and ``targets`` of shape (N, K). Returns ``(loss, doutputs)``, the
+    gradient already divided by N: the regression loss of Santurkar et al.'s deep
+    linear network, whose sum over the examples is N times this mean.
+    """
+    targets = np.asarray(targets, dtype=np.float64)
+    if targets.shape != outputs.shape:
+        raise ValueError(
+            f"targets must have the outputs' shape {outputs.shape}, got {targets.shape}"
+        )
+    error = outputs - targets
+    n = len(error)
+    return (error**2).sum() / n, 2 * error / n
+
+
 def sgd_step(model, lr):
     """One step of plain gradient descent on every parameter, in place."""
     for p, g in model.params():
@@ -148,20 +166,23 @@ def _parameters_at(model, values):
             p[...] = v
 
 
-def loss_and_grads(model, x, labels, at=None):
+def loss_and_grads(model, x, labels, at=None, loss=softmax_cross_entropy):
     """Training-mode loss and gradients on one batch, leaving the model as it was.
 
     ``at``, if given, holds other values of the parameters (arrays in the order of
     ``model.params()``) to evaluate at; the model keeps its own. Its state is kept
     too, so measuring the loss landscape does not change what inference computes.
+    ``loss(outputs, labels) -> (loss, doutputs)`` is the loss, by default
+    :func:`softmax_cross_entropy`; :func:`squared_error` for regression.
 
     Returns ``(loss, grads)``, ``grads`` a list of copies in the order of
     ``model.params()``.
     """
+    check_callable(loss, "loss")
     with state_kept(model), _parameters_at(model, at):
-        loss, dlogits = softmax_cross_entropy(model(x, training=True), labels)
-        model.backward(dlogits)
-        return loss, [g.copy() for _, g in model.params()]
+        value, doutputs = loss(model(x, training=True), labels)
+        model.backward(doutputs)
+        return value, [g.copy() for _, g in model.params()]
 
 
 def layer_inputs(model, x, training=False):

@@ -1,4 +1,4 @@
-"""Batch norm's relatives: group norm, layer norm and batch renormalization.
+"""Batch norm's relatives: group norm, layer norm, batch renormalization, l_p batch norm.
 
 Group norm (Wu & He, 2018) normalizes each *example* over groups of its features
 instead of each feature over the batch. For an input ``x`` of shape (N, C) split into
@@ -20,6 +20,28 @@ renorm=True)``, normalizes with the batch statistics but corrects the result tow
 moving statistics: ``x_hat * r + d`` with ``r = sigma_B / sigma_renorm`` and
 ``d = (mu_B - mu_renorm) / sigma_renorm``, both treated as constants in the backward
 pass (and optionally clipped).
+
+l_p batch normalization (Santurkar et al., 2018, section 3.3) keeps batch norm's
+centering but divides by another measure of spread. In the paper's words, the schemes
+"fix the first order moment of the activations, as BatchNorm does, and then normalizes
+them by the average of their l_p-norm (before shifting the mean), for p = 1, 2, inf".
+For each feature and its ``m`` values over the batch:
+
+    mu    = mean(x)
+    z     = x - mu                        (x itself with before_centering=True)
+    s     = mean(|z|**p) ** (1/p)         for p = 1, 2;  max(|z|) for p = inf
+    x_hat = (x - mu) / sqrt(s**2 + epsilon)
+    y     = gamma * x_hat + beta
+
+``s`` is the l_p norm of ``z`` divided by ``m**(1/p)``. By default ``z`` is centered:
+``s`` is the mean absolute deviation for p = 1, the standard deviation for p = 2 (so
+p = 2 *is* batch norm, ``epsilon`` included) and the largest absolute deviation for
+p = inf, and ``x_hat`` does not change when ``x`` becomes ``a * x + b`` (a > 0, up to
+epsilon). The paper's "(before shifting the mean)" can also be read as taking the norm
+of the uncentered ``x``, which ``before_centering=True`` does; then p = 2 divides by
+sqrt(var + mu**2 + epsilon) and differs from batch norm, as the paper's listing of
+p = 2 beside batch norm suggests. The paper gives no epsilon; ours is added to ``s**2``
+as batch norm adds it to the variance.
 """
 
 from typing import NamedTuple
@@ -31,14 +53,18 @@ from bnbook.batchnorm import (
     BatchNormCache,
     batch_norm_backward,
     batch_norm_forward,
+    batch_norm_inference,
 )
 from bnbook.checks import (
     as_float_array,
+    check_bool,
     check_dy,
     check_epsilon,
     check_int,
     check_momentum,
+    feature_axis,
     per_feature,
+    reduce_axes,
 )
 from bnbook.layers import Layer
 
@@ -47,8 +73,12 @@ __all__ = [
     "GroupNorm",
     "GroupNormCache",
     "LayerNorm",
+    "LpBatchNorm",
+    "LpNormCache",
     "group_norm_backward",
     "group_norm_forward",
+    "lp_norm_backward",
+    "lp_norm_forward",
 ]
 
 
@@ -277,4 +307,264 @@ class BatchRenorm(BatchNorm):
             f"BatchRenorm(momentum={self.momentum}, epsilon={self.epsilon}, "
             f"renorm_momentum={self.renorm_momentum}, rmin={self.rmin}, "
             f"rmax={self.rmax}, dmax={self.dmax})"
+        )
+
+
+# ---------------------------------------------------------------------------------
+# l_p batch normalization (Santurkar et al., 2018)
+# ---------------------------------------------------------------------------------
+
+
+class LpNormCache(NamedTuple):
+    """What :func:`lp_norm_forward` keeps. Shaped like ``x``: ``x_hat`` and ``z`` (the
+    values whose l_p scale divides). Of size 1 on every reduced axis: ``mu``,
+    ``scale`` (s), ``sigma`` (sqrt(s**2 + epsilon)) and ``gamma``."""
+
+    x_hat: np.ndarray
+    z: np.ndarray
+    mu: np.ndarray
+    scale: np.ndarray
+    sigma: np.ndarray
+    gamma: np.ndarray
+    p: float
+    before_centering: bool
+    epsilon: float
+    axis: int
+    reduce_axes: tuple
+
+
+def _check_p(p):
+    """``p`` as 1, 2 or ``np.inf``."""
+    if isinstance(p, bool) or not isinstance(p, int | float | np.integer | np.floating):
+        raise TypeError(f"p must be 1, 2 or np.inf, got {type(p).__name__}")
+    if p not in (1, 2, np.inf):
+        raise ValueError(f"p must be 1, 2 or np.inf, got {p}")
+    return np.inf if p == np.inf else int(p)
+
+
+def _lp_scale(z, p, axes):
+    """s = mean(|z|**p) ** (1/p) over ``axes``, or max(|z|) for p = inf."""
+    a = np.abs(z)
+    if p == np.inf:
+        return a.max(axis=axes, keepdims=True)
+    return (a**p).mean(axis=axes, keepdims=True) ** (1 / p)
+
+
+def _squared_scale_gradient(z, s, p, axes):
+    """d(s**2) / dz for s = :func:`_lp_scale` (z, p, axes).
+
+    Written without dividing by ``s``, so that a constant feature (s = 0) has a finite
+    gradient, as in batch norm.
+    """
+    m = z.size // s.size
+    if p == 2:
+        return 2 * z / m  # s**2 = mean(z**2)
+    sign = np.sign(z)
+    if p == 1:
+        return 2 * s * sign / m
+    # p = inf: only the largest |z| moves s; a tie shares the subgradient
+    top = np.abs(z) == s
+    return 2 * s * sign * top / top.sum(axis=axes, keepdims=True, dtype=z.dtype)
+
+
+def lp_norm_forward(
+    x, gamma, beta, *, p, axis=-1, epsilon=1e-3, before_centering=False
+):
+    """l_p batch normalization in training mode, with the batch's own statistics.
+
+    Parameters
+    ----------
+    x : array, shape (N, C), or any layout with the features on ``axis``
+    gamma, beta : arrays of shape (C,), C = ``x.shape[axis]``
+    p : 1, 2 or np.inf, the norm whose average over the batch divides
+    axis : int, the feature axis; statistics are taken over all the others
+    epsilon : float >= 0, added to ``s**2``
+    before_centering : bool, take ``s`` of ``x`` itself instead of ``x - mu``
+
+    Returns
+    -------
+    y : array shaped like ``x``
+    cache : LpNormCache, for :func:`lp_norm_backward`
+    """
+    p = _check_p(p)
+    before_centering = check_bool(before_centering, "before_centering")
+    x = as_float_array(x, "x")
+    axis = feature_axis(axis, x.ndim)
+    shape = [1] * x.ndim
+    shape[axis] = x.shape[axis]
+    gamma = per_feature(gamma, "gamma", x.shape[axis], x.dtype).reshape(shape)
+    beta = per_feature(beta, "beta", x.shape[axis], x.dtype).reshape(shape)
+    epsilon = check_epsilon(epsilon)
+    m = x.size // x.shape[axis] if x.shape[axis] else 0
+    if m < 2:
+        raise ValueError(
+            f"x of shape {x.shape} gives m={m} value(s) per feature on axis {axis}: "
+            "training mode needs at least 2, because one value has no spread"
+        )
+    axes = reduce_axes(x.ndim, axis)
+
+    mu = x.mean(axis=axes, keepdims=True)
+    x_centered = x - mu
+    z = x if before_centering else x_centered
+    s = _lp_scale(z, p, axes)
+    sigma = np.sqrt(s**2 + x.dtype.type(epsilon))
+    x_hat = x_centered / sigma
+    y = gamma * x_hat + beta
+
+    cache = LpNormCache(
+        x_hat, z, mu, s, sigma, gamma, p, before_centering, epsilon, axis, axes
+    )
+    return y, cache
+
+
+def lp_norm_backward(dy, cache):
+    """Gradients ``(dx, dgamma, dbeta)`` of :func:`lp_norm_forward`, node by node.
+
+    The chain is mu -> x_centered -> s**2 -> sigma -> x_hat -> y (``s**2`` fed by ``x``
+    itself with ``before_centering``). For p = 2, ``s**2`` is the variance and these
+    are batch norm's gradients.
+    """
+    dy = check_dy(dy, cache, LpNormCache, "lp_norm_forward")
+    axes, x_hat = cache.reduce_axes, cache.x_hat
+    s, sigma = cache.scale, cache.sigma
+
+    # y = gamma * x_hat + beta
+    dbeta = dy.sum(axis=axes)
+    dgamma = (dy * x_hat).sum(axis=axes)
+    dx_hat = dy * cache.gamma
+    # x_hat = x_centered / sigma
+    dsigma = -(dx_hat * x_hat).sum(axis=axes, keepdims=True) / sigma
+    # sigma = sqrt(s**2 + epsilon)
+    dsquare = dsigma / (2 * sigma)
+    # s**2 = mean(|z|**p) ** (2/p), z = x_centered or x
+    dz = dsquare * _squared_scale_gradient(cache.z, s, cache.p, axes)
+    # x_centered = x - mu feeds x_hat, and z unless z is x itself
+    dxc = dx_hat / sigma
+    if cache.before_centering:
+        return dxc - dxc.mean(axis=axes, keepdims=True) + dz, dgamma, dbeta
+    dxc = dxc + dz
+    return dxc - dxc.mean(axis=axes, keepdims=True), dgamma, dbeta
+
+
+class LpBatchNorm(BatchNorm):
+    """Batch norm dividing by the batch's average l_p norm, p in {1, 2, np.inf}.
+
+    ``layer(x, training=True)`` normalizes with the batch's ``mu`` and l_p scale
+    ``s`` (:func:`lp_norm_forward`) and moves the moving statistics towards them::
+
+        moving_mean  = momentum * moving_mean  + (1 - momentum) * mu
+        moving_scale = momentum * moving_scale + (1 - momentum) * s
+
+    ``layer(x)`` or ``training=False`` computes
+    ``gamma * (x - moving_mean) / sqrt(moving_scale**2 + epsilon) + beta``. Its state
+    is ``moving_mean`` and ``moving_scale`` (created as 0 and 1); it has no
+    ``moving_variance``. ``before_centering=True`` takes ``s`` of the uncentered input.
+    The other arguments are :class:`~bnbook.batchnorm.BatchNorm`'s (``scale`` is
+    Keras's switch for ``gamma``, not ``s``). With p = 2 it trains as batch norm does;
+    its ``moving_scale`` then averages the standard deviation where batch norm
+    averages the variance.
+
+    :func:`bnbook.mlp.build_mlp` calls ``norm()`` without arguments, so a chapter
+    passes ``p`` with ``norm=functools.partial(LpBatchNorm, p=1)`` (or a lambda).
+    """
+
+    def __init__(
+        self,
+        p,
+        axis=-1,
+        momentum=0.99,
+        epsilon=1e-3,
+        center=True,
+        scale=True,
+        before_centering=False,
+    ):
+        super().__init__(axis, momentum, epsilon, center, scale)
+        self.p = _check_p(p)
+        self.before_centering = check_bool(before_centering, "before_centering")
+        del self.moving_variance
+        self.moving_scale = None
+
+    def build(self, n_features, dtype=np.float32):
+        """Create the parameters for ``n_features`` features."""
+        self.gamma = np.ones(n_features, dtype) if self.scale else None
+        self.beta = np.zeros(n_features, dtype) if self.center else None
+        self.moving_mean = np.zeros(n_features, dtype)
+        self.moving_scale = np.ones(n_features, dtype)
+
+    def __call__(self, x, training=False):
+        check_bool(training, "training")
+        x = as_float_array(x, "x")
+        axis = feature_axis(self.axis, x.ndim)
+        if self.moving_mean is None:
+            self.build(x.shape[axis], x.dtype)
+        gamma, beta = self._gamma_beta(x.shape[axis], x.dtype)
+        options = {"axis": axis, "epsilon": self.epsilon}
+        if not training:
+            if np.any(self.moving_scale < 0):
+                raise ValueError("moving_scale must be >= 0 everywhere")
+            variance = self.moving_scale**2  # so that sqrt(variance + epsilon) is sigma
+            return batch_norm_inference(
+                x, gamma, beta, self.moving_mean, variance, **options
+            )
+        y, self._cache = lp_norm_forward(
+            x, gamma, beta, p=self.p, before_centering=self.before_centering, **options
+        )
+        self._follow(self._cache.mu.ravel(), self._cache.scale.ravel())
+        return y
+
+    def _follow(self, mu, s):
+        a, dtype = self.momentum, self.moving_mean.dtype
+        self.moving_mean = (a * self.moving_mean + (1 - a) * mu).astype(dtype)
+        self.moving_scale = (a * self.moving_scale + (1 - a) * s).astype(dtype)
+
+    def backward(self, dy):
+        """``dx`` for the last training-mode call; sets ``dgamma`` and ``dbeta``."""
+        if self._cache is None:
+            raise RuntimeError("backward needs a preceding call with training=True")
+        dx, dgamma, dbeta = lp_norm_backward(dy, self._cache)
+        self.dgamma = dgamma if self.scale else None
+        self.dbeta = dbeta if self.center else None
+        return dx
+
+    def state(self):
+        return {"moving_mean": self.moving_mean, "moving_scale": self.moving_scale}
+
+    def set_state(self, state):
+        self.moving_mean = state["moving_mean"]
+        self.moving_scale = state["moving_scale"]
+
+    def set_moving_statistics(self, mean, scale):
+        """Replace the moving statistics, e.g. by population statistics."""
+        self.set_state({"moving_mean": mean, "moving_scale": scale})
+
+    def calibrate(self, x):
+        """The moving statistics become the mean and l_p scale of ``x`` over every
+        axis but the feature axis; returns the inference output. For p = inf the scale
+        is the largest deviation in all of ``x``, which grows with the size of ``x``:
+        it is the scale training uses only for ``x`` of the training batch size."""
+        x = as_float_array(x, "x")
+        axis = feature_axis(self.axis, x.ndim)
+        if self.moving_mean is None:
+            self.build(x.shape[axis], x.dtype)
+        axes = reduce_axes(x.ndim, axis)
+        mu = x.mean(axis=axes, keepdims=True)
+        s = _lp_scale(x if self.before_centering else x - mu, self.p, axes)
+        self.set_moving_statistics(mu.ravel(), s.ravel())
+        return self(x, training=False)
+
+    def affine(self):
+        """In inference mode, for features on the last axis: ``x @ diag(a) + b`` with
+        ``a = gamma / sqrt(moving_scale**2 + epsilon)``, ``b = beta - a * moving_mean``."""
+        if self.axis != -1 or self.moving_mean is None:
+            return None
+        n = len(self.moving_mean)
+        gamma, beta = self._gamma_beta(n, self.moving_mean.dtype)
+        a = gamma / np.sqrt(self.moving_scale**2 + self.epsilon)
+        return np.diag(a), beta - a * self.moving_mean
+
+    def __repr__(self):
+        return (
+            f"LpBatchNorm(p={self.p}, axis={self.axis}, momentum={self.momentum}, "
+            f"epsilon={self.epsilon}, center={self.center}, scale={self.scale}, "
+            f"before_centering={self.before_centering})"
         )

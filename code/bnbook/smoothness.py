@@ -10,6 +10,9 @@ a NumPy network, a Keras one, or a quadratic with a known answer (the unit tests
   gradient ``g``, move to ``w - eta g`` for several step sizes and record the loss,
   the change of the gradient ``||g(w - eta g) - g(w)||`` ("gradient predictiveness")
   and the effective beta-smoothness ``max ||g(w - eta g) - g(w)|| / ||eta g||``.
+- :func:`relative_landscape`: the same measurement made independent of the weights'
+  scale, which batch norm makes arbitrary: each weight matrix steps by a fraction of
+  its own norm, and gradients and steps are measured in units of that norm.
 - :func:`gradient_norm_bound`: both sides of their Theorem 4.1 for one batch-norm
   layer, from the gradient arriving at its output.
 - :func:`flatten` and :func:`on_flat_vector`: a model's list of parameter arrays as
@@ -19,7 +22,12 @@ a NumPy network, a Keras one, or a quadratic with a known answer (the unit tests
 import numpy as np
 
 from bnbook.batchnorm import batch_norm_backward
-from bnbook.checks import check_callable, check_int, check_positive
+from bnbook.checks import (
+    as_float_array,
+    check_callable,
+    check_int,
+    check_positive,
+)
 
 __all__ = [
     "flatten",
@@ -27,6 +35,7 @@ __all__ = [
     "ics",
     "landscape_along_gradient",
     "on_flat_vector",
+    "relative_landscape",
 ]
 
 
@@ -150,6 +159,117 @@ def landscape_along_gradient(loss_and_grad, w, lr, factors=(0.5, 1.0, 2.0, 3.0, 
         "grad_change_range": float(changes.max() - changes.min()),
         "beta_smoothness": float(np.max(changes / (eta * g_norm))),
     }
+
+
+def relative_landscape(loss_and_grads, params, steps=(0.0025, 0.005, 0.01, 0.02)):
+    """The loss and the gradient along the gradient, in units of each weight's norm.
+
+    Every weight matrix ``W_l`` (each entry of ``params`` with ``ndim >= 2``) moves by
+    the fraction ``eta`` of its own norm along its own gradient ``g_l``::
+
+        W_l' = W_l - eta ||W_l|| g_l / ||g_l||
+
+    while biases, gamma and beta stay. The measurement is made in the coordinates
+    ``u_l = W_l / ||W_l||`` of the starting point, in which the gradient is
+    ``G_l = ||W_l|| g_l`` and every matrix moves by ``||Delta u_l|| = eta``, so
+    ``||Delta u|| = eta sqrt(m)`` for m matrices: the loss at each step, the gradient
+    change ``||G(W') - G(W)||`` (the m matrices stacked) and the effective
+    beta-smoothness ``max ||G(W') - G(W)|| / ||Delta u||``.
+
+    Unlike :func:`landscape_along_gradient`, none of it depends on the scale of a
+    matrix that feeds a batch-norm layer. Multiplying it by ``c > 0`` leaves the
+    loss unchanged, ``L(c W) = L(W)``, so its gradient is divided by c; a step in
+    units of ``||W||`` then lands on ``c W'``, where the loss is that at ``W'``,
+    and ``G = ||W|| g`` is unchanged. (Exactly with batch norm's ``epsilon = 0``;
+    with ``epsilon > 0`` up to terms of order epsilon / variance.)
+
+    Parameters
+    ----------
+    loss_and_grads : callable, list of arrays shaped like ``params`` -> (loss, list
+        of gradients in the same order). Must not change the model (for batch norm:
+        no update of moving statistics), e.g.
+        ``lambda p: bnbook.mlp.loss_and_grads(model, x, y, at=p)``.
+    params : list of arrays, the starting point; those with ``ndim >= 2`` are the
+        weight matrices, each of nonzero norm and nonzero gradient
+    steps : positive numbers, the relative step sizes ``eta`` (0.01: each matrix
+        moves by 1% of its norm)
+
+    Returns
+    -------
+    dict with ``steps`` (k,), ``loss`` (k,), ``grad_change`` (k,), and the scalars
+    ``loss_at_w`` and ``grad_norm`` (the loss and ``||G||`` at ``params``),
+    ``loss_range`` (max - min of the losses), ``grad_change_range`` (max - min of
+    the gradient changes) and ``beta_smoothness``.
+    """
+    check_callable(loss_and_grads, "loss_and_grads")
+    params = _parameter_list(params)
+    steps = as_float_array(steps, "steps")
+    if (
+        steps.ndim != 1
+        or steps.size == 0
+        or not np.all(np.isfinite(steps) & (steps > 0))
+    ):
+        raise ValueError("steps must be a non-empty 1-D sequence of positive numbers")
+    loss_at_w, g = _checked_gradients(loss_and_grads, params)
+    weights = _weight_matrices(params, g)  # the entries k of params that move
+    norms = [np.linalg.norm(params[k]) for k in weights]  # ||W_l|| at the start
+
+    def G(grads):  # the gradient in u_l = W_l / ||W_l||, matrices stacked
+        return flatten([n * grads[k] for k, n in zip(weights, norms, strict=True)])
+
+    losses, changes = [], []
+    for eta in steps:
+        moved = list(params)
+        for k, n in zip(weights, norms, strict=True):
+            moved[k] = params[k] - eta * n * g[k] / np.linalg.norm(g[k])
+        loss, g_moved = _checked_gradients(loss_and_grads, moved)
+        losses.append(float(loss))
+        changes.append(float(np.linalg.norm(G(g_moved) - G(g))))
+    losses, changes = np.array(losses), np.array(changes)
+    return {
+        "steps": steps,
+        "loss": losses,
+        "grad_change": changes,
+        "loss_at_w": float(loss_at_w),
+        "grad_norm": float(np.linalg.norm(G(g))),
+        "loss_range": float(losses.max() - losses.min()),
+        "grad_change_range": float(changes.max() - changes.min()),
+        "beta_smoothness": float(np.max(changes / (steps * np.sqrt(len(weights))))),
+    }
+
+
+def _parameter_list(params):
+    """``params`` (a list or tuple of arrays) as a list of float arrays."""
+    if not isinstance(params, list | tuple):
+        raise TypeError(f"params must be a list of arrays, got {type(params).__name__}")
+    return [as_float_array(p, f"params[{k}]") for k, p in enumerate(params)]
+
+
+def _checked_gradients(loss_and_grads, params):
+    """``loss_and_grads(params)``, its gradients checked to match ``params``."""
+    loss, grads = loss_and_grads(params)
+    grads = [np.asarray(g, dtype=np.float64) for g in grads]
+    if [g.shape for g in grads] != [p.shape for p in params]:
+        raise ValueError(
+            "loss_and_grads must return one gradient per array of params, shaped like it"
+        )
+    return loss, grads
+
+
+def _weight_matrices(params, grads):
+    """The entries k of ``params`` with ``ndim >= 2``; each, and its gradient, must
+    have a nonzero norm, or a step relative to them is undefined."""
+    weights = [k for k, p in enumerate(params) if p.ndim >= 2]
+    if not weights:
+        raise ValueError("params must hold at least one weight matrix (ndim >= 2)")
+    for k in weights:
+        if np.linalg.norm(params[k]) == 0:
+            raise ValueError(f"params[{k}] is zero: there is no scale to step in")
+        if np.linalg.norm(grads[k]) == 0:
+            raise ValueError(
+                f"the gradient of params[{k}] is zero: there is no direction to move along"
+            )
+    return weights
 
 
 def gradient_norm_bound(dy, cache):

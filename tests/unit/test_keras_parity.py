@@ -250,6 +250,30 @@ def test_train_keras_trains_on_the_books_batches(keras):
     assert losses[0] == pytest.approx(float(loss), rel=1e-5)
 
 
+def test_train_keras_stops_when_the_callback_says_so(keras):
+    data = load_digits_split()
+    seen = []
+
+    def until_step_7(step, model):
+        seen.append(step)
+        return step == 7
+
+    losses = train_keras(
+        _digits_model(keras, 0), data, steps=40, lr=0.1, seed=3, callback=until_step_7
+    )
+    assert seen == list(range(8)) and losses.shape == (7,)
+    full = train_keras(_digits_model(keras, 0), data, steps=40, lr=0.1, seed=3)
+    np.testing.assert_array_equal(losses, full[:7])
+    assert train_keras(
+        _digits_model(keras, 0),
+        data,
+        steps=5,
+        lr=0.1,
+        seed=3,
+        callback=lambda s, m: True,
+    ).shape == (0,)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "name"),
     [

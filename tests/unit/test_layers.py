@@ -6,7 +6,7 @@ import pytest
 from bnbook.batchnorm import BatchNorm
 from bnbook.gradcheck import numerical_gradient, relative_error
 from bnbook.layers import Dense, Layer, NoiseInjection, ReLU, Residual, Sequential
-from bnbook.normalization import BatchRenorm, GroupNorm, LayerNorm
+from bnbook.normalization import BatchRenorm, GroupNorm, LayerNorm, LpBatchNorm
 
 N, C = 6, 4
 
@@ -31,6 +31,7 @@ LAYERS = {
         [Dense(C, C, np.random.default_rng(1), bias=False), _built(BatchNorm()), ReLU()]
     ),
     "batch renorm": lambda: _built(BatchRenorm(momentum=0.5, renorm_momentum=0.5)),
+    "lp batch norm": lambda: _built(LpBatchNorm(p=1, momentum=0.5)),
 }
 # Renorm's gradient holds its corrections r and d constant, as Keras's does: it is not
 # the gradient of its output (test_normalization.py checks it against Keras instead).
@@ -58,6 +59,7 @@ def test_backward_is_the_gradient_of_the_input(name):
 
 N_PARAMS = {"dense": 2, "dense without bias": 1, "batch norm": 2, "layer norm": 2}
 N_PARAMS |= {"group norm": 2, "sequential": 4, "residual": 3, "batch renorm": 2}
+N_PARAMS |= {"lp batch norm": 2}
 
 
 @pytest.mark.parametrize("name", TRUE_GRADIENT)

@@ -1,5 +1,7 @@
 """Predictions and measurement of gradient growth in deep batch-normalized networks."""
 
+import math
+
 import numpy as np
 import pytest
 from naming import raises_naming
@@ -12,11 +14,45 @@ from bnbook.meanfield import (
 )
 from bnbook.mlp import build_mlp
 
+RELU_LIMIT = np.pi / (np.pi - 1)  # 1.4669422069...
 
-def test_predictions():
+
+def test_linear_predictions():
     assert predicted_growth_rate("linear", 4) == 2.0
     assert predicted_growth_rate("linear", 103) == pytest.approx(101 / 100)
-    assert predicted_growth_rate("relu") == pytest.approx(1.4669, abs=1e-4)
+
+
+# Yang et al. (2019), Theorem 8, eq. (25), alpha = 1, at c = -1/(B - 1). J(c) and
+# J'(c) were computed separately to 16 digits (arcsin series in 50-digit decimals).
+@pytest.mark.parametrize(
+    ("batch_size", "j", "slope", "rate"),
+    [
+        (4, 0.1694965880421663, 0.3918265520306073, 3.0840609480877327),
+        (8, 0.2501349328614512, 0.4543710516570101, 1.7881899766587481),
+        (32, 0.3023464821760480, 0.4897301575265080, 1.5219528305518796),
+        (128, 0.3143827459869657, 0.4974935970434307, 1.4796812723224677),
+    ],
+)
+def test_relu_prediction_is_yang_et_al_theorem_8(batch_size, j, slope, rate):
+    b, c = batch_size, -1 / (batch_size - 1)
+    # J(c) = (sqrt(1 - c^2) + (pi - arccos c) c) / pi and J'(c) = (pi - arccos c) / pi,
+    # written with pi - arccos(c) = pi/2 + arcsin(c)
+    assert j == pytest.approx(
+        (math.sqrt(1 - c * c) + (math.pi / 2 + math.asin(c)) * c) / math.pi, abs=1e-15
+    )
+    assert slope == pytest.approx(0.5 + math.asin(c) / math.pi, abs=1e-15)
+    assert rate == pytest.approx((slope + b - 1) / ((b - 3) * (1 - j)) - 1 / (b - 3))
+    assert predicted_growth_rate("relu", b) == pytest.approx(rate, rel=1e-12)
+
+
+def test_relu_prediction_decreases_to_pi_over_pi_minus_1():
+    rates = np.array([predicted_growth_rate("relu", b) for b in range(4, 2000)])
+    assert np.all(np.diff(rates) < 0)
+    assert np.all(rates > RELU_LIMIT)  # from above, never below the limit
+    assert predicted_growth_rate("relu", 10**7) == pytest.approx(RELU_LIMIT, abs=1e-5)
+    assert predicted_growth_rate("relu", 10**7) > RELU_LIMIT
+    # always above the linear network's rate at the same batch size
+    assert np.all(rates > [predicted_growth_rate("linear", b) for b in range(4, 2000)])
 
 
 def test_growth_rate_of_a_geometric_sequence_is_exact():
@@ -81,6 +117,12 @@ def test_with_batch_norm_a_linear_network_explodes_as_predicted(batch_size, tole
         (lambda: predicted_growth_rate("tanh", 8), ValueError, "activation"),
         (lambda: predicted_growth_rate("linear", 3), ValueError, "batch_size"),
         (lambda: predicted_growth_rate("linear", 8.0), TypeError, "batch_size"),
+        (lambda: predicted_growth_rate("relu", None), TypeError, "batch_size"),
+        (lambda: predicted_growth_rate("relu"), TypeError, "batch_size"),
+        (lambda: predicted_growth_rate("relu", 3), ValueError, "batch_size"),
+        (lambda: predicted_growth_rate("relu", 2.5), TypeError, "batch_size"),
+        (lambda: predicted_growth_rate("relu", "8"), TypeError, "batch_size"),
+        (lambda: predicted_growth_rate("relu", True), TypeError, "batch_size"),
         (lambda: gradient_growth_rate(np.ones((2, 2, 2))), ValueError, "1-D or 2-D"),
         (lambda: gradient_growth_rate([1.0, 0.0, 1.0, 1.0]), ValueError, "positive"),
         (lambda: gradient_growth_rate(np.ones(10), skip=-1), ValueError, "skip"),

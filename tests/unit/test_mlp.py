@@ -16,6 +16,7 @@ from bnbook.mlp import (
     layer_inputs,
     loss_and_grads,
     softmax_cross_entropy,
+    squared_error,
     state_kept,
     train_mlp,
 )
@@ -165,6 +166,37 @@ def test_loss_and_grads_leave_the_model_unchanged_and_match_finite_differences()
     numeric = numerical_gradient(loss_of_first, own[0], np.array(1.0))
     assert relative_error(grads[0], numeric) < 1e-7
     assert loss == pytest.approx(float(loss_of_first(own[0])))
+
+
+def test_squared_error_is_the_mean_squared_distance_with_its_gradient():
+    outputs = np.array([[1.0, 2.0], [0.0, -1.0], [3.0, 3.0]])
+    targets = np.array([[1.0, 0.0], [1.0, -1.0], [0.0, 3.0]])
+    loss, d = squared_error(outputs, targets)
+    assert loss == pytest.approx((4 + 1 + 9) / 3)
+    numeric = numerical_gradient(
+        lambda o: np.array(squared_error(o, targets)[0]), outputs, np.array(1.0)
+    )
+    assert relative_error(d, numeric) < 1e-8
+    with raises_naming(ValueError, "targets"):
+        squared_error(outputs, targets[:2])
+
+
+def test_loss_and_grads_takes_a_regression_loss():
+    rng = np.random.default_rng(6)
+    model = build_mlp((3, 4, 2), norm=BatchNorm, activation="linear", seed=1)
+    x, y = rng.normal(size=(10, 3)), rng.normal(size=(10, 2))
+    loss, grads = loss_and_grads(model, x, y, loss=squared_error)
+    assert loss == pytest.approx(squared_error(model(x, training=True), y)[0])
+    own = params(model)
+
+    def loss_of_last(w):
+        at = [*own[:-1], w]
+        return np.array(loss_and_grads(model, x, y, at=at, loss=squared_error)[0])
+
+    numeric = numerical_gradient(loss_of_last, own[-1].copy(), np.array(1.0))
+    assert relative_error(grads[-1], numeric) < 1e-7
+    with raises_naming(TypeError, "loss"):
+        loss_and_grads(model, x, y, loss="mse")
 
 
 def test_loss_and_grads_checks_the_other_parameters():

@@ -4,16 +4,19 @@ import numpy as np
 import pytest
 from naming import raises_naming
 
-from bnbook.batchnorm import batch_norm_forward
+from bnbook.batchnorm import BatchNorm, batch_norm_forward
+from bnbook.mlp import build_mlp, loss_and_grads
 from bnbook.smoothness import (
     flatten,
     gradient_norm_bound,
     ics,
     landscape_along_gradient,
     on_flat_vector,
+    relative_landscape,
 )
 
 A = np.diag([1.0, 4.0, 9.0])  # a quadratic with curvatures 1, 4 and 9
+C = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])  # curvatures of each entry of a W
 
 
 def quadratic(w):
@@ -80,6 +83,89 @@ def test_first_layer_has_no_shift():
     assert distance == 0.0
 
 
+def elementwise_quadratic(params):  # L = 0.5 sum C_ij W_ij^2 + 0.5 |b|^2
+    W, b = params
+    return 0.5 * (C * W**2).sum() + 0.5 * b @ b, [C * W, b]
+
+
+def test_relative_landscape_of_a_quadratic():
+    W, b = np.array([[1.0, -2.0, 0.5], [3.0, 1.0, -1.0]]), np.array([1.0, 2.0])
+    seen = []
+
+    def f(params):
+        seen.append(params[1])
+        return elementwise_quadratic(params)
+
+    steps = np.array([0.01, 0.02, 0.05])
+    out = relative_landscape(f, [W, b], steps)
+    g, n = C * W, np.linalg.norm(W)
+    moved = [W - eta * n * g / np.linalg.norm(g) for eta in steps]
+    np.testing.assert_allclose(out["steps"], steps)
+    np.testing.assert_allclose(
+        out["loss"], [0.5 * (C * M**2).sum() + 0.5 * b @ b for M in moved], rtol=1e-12
+    )
+    for b_seen in seen:  # the bias never moves
+        np.testing.assert_array_equal(b_seen, b)
+    # G = ||W|| g changes by ||W|| C (W' - W): eta ||W||^2 ||C g|| / ||g||
+    change = steps * n**2 * np.linalg.norm(C * g) / np.linalg.norm(g)
+    np.testing.assert_allclose(out["grad_change"], change, rtol=1e-12)
+    assert out["beta_smoothness"] == pytest.approx(change[0] / steps[0])
+    assert out["loss_at_w"] == pytest.approx(elementwise_quadratic([W, b])[0])
+    assert out["grad_norm"] == pytest.approx(n * np.linalg.norm(g))
+
+
+def test_relative_landscape_of_two_matrices():
+    # L = 0.5 |W1|^2 + 1.5 |W2|^2: each matrix steps to (1 - eta) W, the loss to
+    # (1 - eta)^2 L, and G_l changes by eta c_l |W_l|^2 (c = 1, 3) over |Delta u| =
+    # eta sqrt(2)
+    def f(params):
+        W1, W2 = params
+        return 0.5 * (W1**2).sum() + 1.5 * (W2**2).sum(), [W1, 3 * W2]
+
+    W1, W2 = np.ones((2, 2)), np.full((3, 1), 2.0)
+    steps = np.array([0.1, 0.2])
+    out = relative_landscape(f, (W1, W2), steps)
+    loss = f([W1, W2])[0]
+    np.testing.assert_allclose(out["loss"], (1 - steps) ** 2 * loss, rtol=1e-12)
+    change = steps * np.hypot(4.0, 3 * 12.0)
+    np.testing.assert_allclose(out["grad_change"], change, rtol=1e-12)
+    assert out["beta_smoothness"] == pytest.approx(np.hypot(4.0, 36.0) / np.sqrt(2))
+
+
+def test_relative_landscape_ignores_the_scale_of_weights_before_batch_norm():
+    # W0 and W1 feed batch-norm layers (epsilon = 0): L(c W) = L(W) exactly. The last
+    # weight matrix does not, and keeps its scale.
+    rng = np.random.default_rng(0)
+    model = build_mlp((8, 16, 16, 4), norm=lambda: BatchNorm(epsilon=0.0), seed=1)
+    x, y = rng.normal(size=(32, 8)), rng.integers(0, 4, size=32)
+    params = [p.copy() for p, _ in model.params()]
+    shapes = [p.shape for p in params]
+    assert [p.ndim for p in params] == [2, 1, 1, 2, 1, 1, 2, 1]
+    scaled = list(params)
+    scaled[0], scaled[3] = 0.5 * params[0], 3.0 * params[3]
+    state = model.state()
+
+    def f(at):
+        return loss_and_grads(model, x, y, at=at)
+
+    before, after = relative_landscape(f, params), relative_landscape(f, scaled)
+    for key in ("loss", "grad_change", "beta_smoothness", "loss_at_w", "grad_norm"):
+        np.testing.assert_allclose(after[key], before[key], rtol=1e-7)
+    # the plain measurement sees a different landscape: the scale problem
+    flat = on_flat_vector(f, shapes)
+    plain = [
+        landscape_along_gradient(flat, flatten(p), lr=0.1)["beta_smoothness"]
+        for p in (params, scaled)
+    ]
+    assert max(plain) / min(plain) > 1.5
+    # nothing of the model changed: parameters and moving statistics
+    for p, (q, _) in zip(params, model.params(), strict=True):
+        np.testing.assert_array_equal(p, q)
+    for s, t in zip(state, model.state(), strict=True):
+        for k in s:
+            np.testing.assert_array_equal(s[k], t[k])
+
+
 @pytest.mark.parametrize(
     ("call", "error", "name"),
     [
@@ -114,6 +200,76 @@ def test_first_layer_has_no_shift():
             ),
             ValueError,
             "shape",
+        ),
+        (
+            lambda: relative_landscape("f", [np.ones((2, 3))]),
+            TypeError,
+            "loss_and_grads",
+        ),
+        (
+            lambda: relative_landscape(elementwise_quadratic, np.ones((2, 3))),
+            TypeError,
+            "params",
+        ),
+        (
+            lambda: relative_landscape(elementwise_quadratic, [np.ones((2, 3)), "b"]),
+            TypeError,
+            "params",
+        ),
+        (
+            lambda: relative_landscape(elementwise_quadratic, [np.ones(3), np.ones(2)]),
+            ValueError,
+            "params",
+        ),
+        (
+            lambda: relative_landscape(
+                elementwise_quadratic, [np.zeros((2, 3)), np.ones(2)]
+            ),
+            ValueError,
+            "params",
+        ),
+        (
+            lambda: relative_landscape(
+                lambda p: (0.0, [np.zeros((2, 3)), np.ones(2)]),
+                [np.ones((2, 3)), np.ones(2)],
+            ),
+            ValueError,
+            "gradient",
+        ),
+        (
+            lambda: relative_landscape(
+                lambda p: (0.0, [np.ones(6)]), [np.ones((2, 3))]
+            ),
+            ValueError,
+            "loss_and_grads",
+        ),
+        (
+            lambda: relative_landscape(
+                elementwise_quadratic, [np.ones((2, 3)), np.ones(2)], []
+            ),
+            ValueError,
+            "steps",
+        ),
+        (
+            lambda: relative_landscape(
+                elementwise_quadratic, [np.ones((2, 3)), np.ones(2)], [0.01, -0.01]
+            ),
+            ValueError,
+            "steps",
+        ),
+        (
+            lambda: relative_landscape(
+                elementwise_quadratic, [np.ones((2, 3)), np.ones(2)], [np.nan]
+            ),
+            ValueError,
+            "steps",
+        ),
+        (
+            lambda: relative_landscape(
+                elementwise_quadratic, [np.ones((2, 3)), np.ones(2)], ["big"]
+            ),
+            TypeError,
+            "steps",
         ),
         (lambda: ics("g", [np.ones(1)], 0, 0.1), TypeError, "grads_fn"),
         (lambda: ics(lambda p: p, [np.ones(1)], 1, 0.1), ValueError, "layer"),
