@@ -242,9 +242,6 @@ class BatchNorm(Layer):
     """
 
     cancels_bias = True
-    _backward = staticmethod(
-        batch_norm_backward
-    )  # a subclass with its own cache swaps it
 
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True):
         self.axis = check_int(axis, "axis")
@@ -301,7 +298,7 @@ class BatchNorm(Layer):
         """``dx`` for the last training-mode call; sets ``dgamma`` and ``dbeta``."""
         if self._cache is None:
             raise RuntimeError("backward needs a preceding call with training=True")
-        dx, dgamma, dbeta = self._backward(dy, self._cache)
+        dx, dgamma, dbeta = batch_norm_backward(dy, self._cache)
         self.dgamma = dgamma if self.scale else None
         self.dbeta = dbeta if self.center else None
         return dx
