@@ -19,7 +19,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-LIMIT_S = 120  # the book's budget for one notebook on a 2-core CPU
+LIMIT_S = 60  # the book's budget for one notebook on a 2-core CPU
 
 
 # The "python3" kernel spec runs `python` from PATH: make that this interpreter.

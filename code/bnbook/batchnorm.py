@@ -242,6 +242,8 @@ class BatchNorm(Layer):
     """
 
     cancels_bias = True
+    # A subclass that normalizes differently swaps in its own backward function.
+    _backward = staticmethod(batch_norm_backward)
 
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True):
         self.axis = check_int(axis, "axis")
@@ -298,7 +300,7 @@ class BatchNorm(Layer):
         """``dx`` for the last training-mode call; sets ``dgamma`` and ``dbeta``."""
         if self._cache is None:
             raise RuntimeError("backward needs a preceding call with training=True")
-        dx, dgamma, dbeta = batch_norm_backward(dy, self._cache)
+        dx, dgamma, dbeta = self._backward(dy, self._cache)
         self.dgamma = dgamma if self.scale else None
         self.dbeta = dbeta if self.center else None
         return dx

@@ -25,11 +25,11 @@ __all__ = [
 def as_float_array(a, name):
     """``a`` as a floating array; integers are promoted to float64."""
     a = np.asarray(a)
-    if a.dtype == bool or not (
-        np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)
-    ):
-        raise TypeError(f"{name} must be an array of real numbers, got dtype {a.dtype}")
-    return a.astype(np.float64) if np.issubdtype(a.dtype, np.integer) else a
+    if a.dtype.kind == "f":  # floating: as it is
+        return a
+    if a.dtype.kind in "iu":  # signed or unsigned integers (bool is kind "b")
+        return a.astype(np.float64)
+    raise TypeError(f"{name} must be an array of real numbers, got dtype {a.dtype}")
 
 
 def check_int(value, name, minimum=None):

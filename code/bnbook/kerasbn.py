@@ -226,7 +226,7 @@ def fold_sequential(model):
     return folded
 
 
-def train_keras(model, data, *, steps, lr, seed, batch_size=60, callback=None):
+def train_keras(model, data, *, steps, lr, seed, batch_size=60, callback=None, every=1):
     """Train a Keras classifier with plain SGD in a custom loop, as chapters 1 and 4 do.
 
     The batches are those of :func:`bnbook.data.minibatches` (the NumPy networks see
@@ -235,32 +235,64 @@ def train_keras(model, data, *, steps, lr, seed, batch_size=60, callback=None):
     statistics and update their moving ones.
 
     ``callback(step, model)``, if given, is called before the first step (``step=0``)
-    and after every step; if it returns ``True``, training stops there (a run that
-    only needs to reach a target). Returns the training loss of every step taken,
-    shape (steps taken,).
+    and after every ``every`` steps (and the last); if it returns ``True``, training
+    stops there (a run that only needs to reach a target). The steps between two
+    calls run in one compiled TensorFlow loop: the same numbers as one call per step,
+    without Python's overhead on each. The loop is compiled once per model: to train
+    one model again from new weights (``model.set_weights``), pass it again. Returns
+    the training loss of every step taken, shape (steps taken,).
     """
-    tf, keras = load_tensorflow()
     steps = check_int(steps, "steps", minimum=1)
     lr = check_positive(lr, "lr")
+    every = check_int(every, "every", minimum=1)
     if callback is not None:
         check_callable(callback, "callback")
-    optimizer = keras.optimizers.SGD(learning_rate=lr)
+    train_steps = _sgd_loop(model)
+    train_steps.optimizer.learning_rate = lr
+
+    losses = []
+    batches = minibatches(len(data.x_train), batch_size, seed)
+    if callback is not None and callback(0, model) is True:
+        return np.zeros(0)
+    for step in range(0, steps, every):
+        chunk = np.stack([next(batches) for _ in range(min(every, steps - step))])
+        losses.extend(train_steps(data.x_train[chunk], data.y_train[chunk]).numpy())
+        if callback is not None and callback(step + len(chunk), model) is True:
+            break
+    return np.array(losses, dtype=float)
+
+
+# The training loops of the last few models, compiled once each: tracing one costs as
+# much as some hundreds of steps, and an experiment that trains one model on many seeds
+# reuses it. Keyed by id: a loop keeps its model alive, so no id is reused meanwhile.
+_SGD_LOOPS = {}
+_KEPT = 4
+
+
+def _sgd_loop(model):
+    """A compiled function: one SGD step of ``model`` per batch, xs (k, batch, ...),
+    ys (k, batch) -> losses (k,). Plain SGD keeps no state, so runs can share it."""
+    if id(model) in _SGD_LOOPS:
+        return _SGD_LOOPS[id(model)]
+    tf, keras = load_tensorflow()
+    optimizer = keras.optimizers.SGD()
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
     @tf.function
-    def train_step(x, y):
-        with tf.GradientTape() as tape:
-            loss = loss_fn(y, model(x, training=True))
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
-        return loss
+    def train_steps(xs, ys):
+        losses = tf.TensorArray(tf.float32, size=tf.shape(xs)[0])
+        for i in tf.range(tf.shape(xs)[0]):
+            with tf.GradientTape() as tape:
+                loss = loss_fn(ys[i], model(xs[i], training=True))
+            grads = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(
+                zip(grads, model.trainable_variables, strict=True)
+            )
+            losses = losses.write(i, loss)
+        return losses.stack()
 
-    losses = np.zeros(steps)
-    batches = minibatches(len(data.x_train), batch_size, seed)
-    if callback is not None and callback(0, model) is True:
-        return losses[:0]
-    for step, batch in zip(range(1, steps + 1), batches, strict=False):
-        losses[step - 1] = train_step(data.x_train[batch], data.y_train[batch])
-        if callback is not None and callback(step, model) is True:
-            return losses[:step]
-    return losses
+    train_steps.optimizer = optimizer
+    if len(_SGD_LOOPS) == _KEPT:
+        del _SGD_LOOPS[next(iter(_SGD_LOOPS))]  # the oldest
+    _SGD_LOOPS[id(model)] = train_steps
+    return train_steps

@@ -468,6 +468,8 @@ class LpBatchNorm(BatchNorm):
     passes ``p`` with ``norm=functools.partial(LpBatchNorm, p=1)`` (or a lambda).
     """
 
+    _backward = staticmethod(lp_norm_backward)
+
     def __init__(
         self,
         p,
@@ -516,15 +518,6 @@ class LpBatchNorm(BatchNorm):
         a, dtype = self.momentum, self.moving_mean.dtype
         self.moving_mean = (a * self.moving_mean + (1 - a) * mu).astype(dtype)
         self.moving_scale = (a * self.moving_scale + (1 - a) * s).astype(dtype)
-
-    def backward(self, dy):
-        """``dx`` for the last training-mode call; sets ``dgamma`` and ``dbeta``."""
-        if self._cache is None:
-            raise RuntimeError("backward needs a preceding call with training=True")
-        dx, dgamma, dbeta = lp_norm_backward(dy, self._cache)
-        self.dgamma = dgamma if self.scale else None
-        self.dbeta = dbeta if self.center else None
-        return dx
 
     def state(self):
         return {"moving_mean": self.moving_mean, "moving_scale": self.moving_scale}

@@ -274,6 +274,49 @@ def test_train_keras_stops_when_the_callback_says_so(keras):
     ).shape == (0,)
 
 
+def test_train_keras_runs_every_steps_in_one_loop_with_the_same_numbers(keras):
+    data = load_digits_split()
+    seen, moving = [], []
+
+    def callback(step, model):
+        seen.append(step)
+        moving.append(model.layers[1].moving_mean.numpy().copy())
+
+    one_by_one = train_keras(_digits_model(keras, 0), data, steps=23, lr=0.1, seed=3)
+    losses = train_keras(
+        _digits_model(keras, 0),
+        data,
+        steps=23,
+        lr=0.1,
+        seed=3,
+        callback=callback,
+        every=10,
+    )
+    assert seen == [0, 10, 20, 23]  # and after the last, shorter, stretch
+    np.testing.assert_array_equal(losses, one_by_one)
+    assert not np.array_equal(moving[1], moving[2])  # updated inside the loop
+    stopped = train_keras(
+        _digits_model(keras, 0),
+        data,
+        steps=23,
+        lr=0.1,
+        seed=3,
+        callback=lambda step, model: step == 10,
+        every=5,
+    )
+    np.testing.assert_array_equal(stopped, one_by_one[:10])
+
+
+def test_train_keras_trains_a_model_again_with_its_compiled_loop(keras):
+    data = load_digits_split()
+    fresh = train_keras(_digits_model(keras, 1), data, steps=12, lr=0.3, seed=5)
+    model = _digits_model(keras, 0)
+    train_keras(model, data, steps=12, lr=0.1, seed=3, every=4)
+    model.set_weights(_digits_model(keras, 1).get_weights())
+    again = train_keras(model, data, steps=12, lr=0.3, seed=5, every=4)
+    np.testing.assert_array_equal(again, fresh)  # the new rate, the new weights
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "name"),
     [
@@ -281,6 +324,8 @@ def test_train_keras_stops_when_the_callback_says_so(keras):
         ({"steps": 2.0}, TypeError, "steps"),
         ({"lr": -0.1}, ValueError, "lr"),
         ({"callback": "print"}, TypeError, "callback"),
+        ({"every": 0}, ValueError, "every"),
+        ({"every": 1.5}, TypeError, "every"),
     ],
 )
 def test_train_keras_refuses_bad_arguments(keras, kwargs, error, name):
