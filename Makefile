@@ -25,7 +25,7 @@ export XLA_FLAGS := --xla_cpu_max_isa=AVX2
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 
 .PHONY: book test execute robust lint format unit thorough mutation stored nbval pages links \
-  browser clean help
+  browser lab clean help
 
 help:
 	@echo "make book      build the HTML book into _build/html (open _build/html/index.html)"
@@ -39,9 +39,11 @@ help:
 	@echo "make robust    every notebook run on other seeds (BNBOOK_SEED_OFFSET, default 1000)"
 	@echo "               without the floating-point settings: any failed assert fails"
 	@echo "make links     Sphinx linkcheck, offline: local targets checked, external ones listed"
+	@echo "               (LINKS=online fetches the external ones too: needs the network)"
 	@echo "make pages     the built HTML: a page per _toc.yml entry, every internal link resolves"
 	@echo "make browser   every built page in headless Chromium (needs chromium, chromedriver)"
 	@echo "make execute   re-run notebooks in place to refresh their outputs (NB=path for one)"
+	@echo "make lab       JupyterLab on the chapters, with the book's floating-point settings"
 	@echo "make format    ruff format, then ruff check --fix, over code, tests, tools, chapters"
 	@echo "make thorough  the property tests with new random examples, 2000 each (slow)"
 	@echo "make mutation  mutation testing of bnbook's core modules with mutmut (slow)"
@@ -133,8 +135,16 @@ pages: $(STAMP)
 # Sphinx's linkcheck, offline (see linkcheck_ignore in _config.yml): a missing local
 # target fails; external links are listed in _build/linkcheck/output.json, which
 # tests/build/test_links.py then reads.
+# LINKS=online fetches the external links too (it needs the network: CI's weekly job),
+# with a copy of _config.yml that lacks the line telling linkcheck to skip them.
+LINKCHECK := --builder custom --custom-builder linkcheck -W -n --keep-going
 links: $(STAMP)
-	$(BIN)/jupyter-book build --builder custom --custom-builder linkcheck -W -n --keep-going .
+ifeq ($(LINKS),online)
+	mkdir -p _build && grep -v '^ *linkcheck_ignore:' _config.yml > _build/config-online.yml
+	$(BIN)/jupyter-book build --config _build/config-online.yml $(LINKCHECK) .
+else
+	$(BIN)/jupyter-book build $(LINKCHECK) .
+endif
 
 # Needs Debian's chromium and chromium-driver (.ci/run installs them); screenshots of
 # every page go to _build/screenshots.
@@ -143,6 +153,12 @@ browser: $(STAMP)
 
 execute: $(STAMP)
 	$(BIN)/python tools/execute.py $(NB)
+
+# JupyterLab on the chapters, its kernels with the floating-point settings above.
+# Installed on first use: the tests do not need it.
+lab: $(STAMP)
+	$(BIN)/python -c "import jupyterlab" 2>/dev/null || $(BIN)/pip install -q jupyterlab==4.6.6
+	$(BIN)/jupyter lab chapters/
 
 # The book on seeds it was not written on, and without the floating-point settings above
 # (a reader on Binder or a laptop has none): OpenBLAS, NumPy, oneDNN and XLA pick their

@@ -63,3 +63,30 @@ def test_exercises_have_hidden_executed_solutions(path):
         code = [c for c in nb[start:end] if c["cell_type"] == "code"]
         assert code, f"solution {label} has no code"
         assert all(c["execution_count"] for c in code), f"solution {label} not executed"
+
+
+PAGES = sorted(CHAPTERS.glob("*.md"))
+
+
+def prose(path):
+    """The markdown a reader sees: a notebook's markdown cells, or a page."""
+    if path.suffix == ".md":
+        return path.read_text(encoding="utf-8")
+    return "\n".join(text(c) for c in cells(path) if c["cell_type"] == "markdown")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS + PAGES, ids=lambda p: p.name)
+def test_exercises_are_named_by_label_not_number(path):
+    # sphinx-exercise numbers the exercises across the whole book, so "exercise 2" in
+    # the prose is rarely the exercise shown as 2: refer with {ref}`label`.
+    typed = re.findall(r"\b[Ee]xercises? \d+", prose(path))
+    assert not typed, f"typed exercise numbers: {typed}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_shown_code_has_no_test_harness_comments(path):
+    # nbval reads cell tags (nbval-ignore-output); a comment would only show the
+    # machinery to the reader.
+    for i, c in enumerate(cells(path)):
+        if c["cell_type"] == "code":
+            assert "NBVAL" not in text(c).upper(), f"cell {i} shows an nbval marker"
