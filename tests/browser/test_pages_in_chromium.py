@@ -1,10 +1,12 @@
 """Every page of the built book, opened in headless Chromium as a reader would see it.
 
 Serves ``_build/html`` on localhost (run ``make book`` first) and checks, per page:
-math typeset by MathJax with no error and no raw delimiters left; every image loaded
-and described by alt text; no Python traceback or stderr output shown; the Binder
-button of a notebook pointing at that notebook in this repository; and no horizontal
-scrolling at a phone's width of 390 px. A screenshot of each page, at desktop and at
+math typeset by MathJax with no error and no raw delimiters left; every image loaded,
+described by alt text and drawn at 1.5 times the width it is shown at or more; no
+Python traceback or stderr output shown; the Binder button of a notebook pointing at
+that notebook in this repository; at desktop width (1400 px), no display equation
+wider than its column and no second header bar; and no horizontal scrolling at a
+phone's width of 390 px. A screenshot of each page, at desktop and at
 phone width, is saved under ``_build/screenshots`` for a person to look at.
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them), or
@@ -40,6 +42,7 @@ CHROMIUM_FLAGS = (
     "--hide-scrollbars",
 )
 PHONE_WIDTH = 390
+DESKTOP_WIDTH = 1400
 
 
 def repository_path():
@@ -129,9 +132,27 @@ RAW_MATH = r"""
     return found;"""
 
 
+# Display equations (MathJax's CHTML) wider than the box they sit in.
+WIDE_MATH = r"""
+    const found = [];
+    document.querySelectorAll('main mjx-container[display="true"]').forEach((c, i) => {
+        const box = c.closest('div.math') || c.parentElement;
+        const math = c.querySelector('mjx-math');
+        const width = math ? math.getBoundingClientRect().width : c.scrollWidth;
+        if (width > box.clientWidth + 1)
+            found.push(`equation ${i + 1}: ${Math.round(width)} px in ${box.clientWidth} px`);
+    });
+    return found;"""
+
+# The theme's top bar: hidden above 960 px by _static/custom.css.
+HEADER_SHOWN = """
+    const bar = document.querySelector('#pst-header');
+    return bar !== null && getComputedStyle(bar).display !== 'none';"""
+
+
 @pytest.mark.parametrize("doc", toc_files())
 def test_page_holds_up(doc, server, browser):
-    browser.set_window_size(1280, 1000)
+    browser.set_window_size(DESKTOP_WIDTH, 1000)
     browser.get(f"{server}/{doc}.html")
     state = settle(browser)
     name = doc.replace("/", "_")
@@ -151,14 +172,23 @@ def test_page_holds_up(doc, server, browser):
         problems.append(f"raw math delimiters in the text: {raw[:3]}")
 
     images = browser.execute_script(
-        "return [...document.querySelectorAll('main img')]"
-        ".map(i => [i.getAttribute('src'), i.naturalWidth, i.getAttribute('alt')])"
+        "return [...document.querySelectorAll('main img')].map(i => [i.getAttribute('src'),"
+        " i.naturalWidth, i.getAttribute('alt'), i.getBoundingClientRect().width])"
     )
-    for src, width, alt in images:
+    for src, width, alt, shown in images:
         if not width:
             problems.append(f"image not loaded: {src}")
         if not (alt or "").strip():
             problems.append(f"image without alt text: {src}")
+        # sharp: drawn at 1.5 times the size it is shown at, or more (or a vector image)
+        if width and not src.endswith(".svg") and width < 1.5 * shown:
+            problems.append(f"image drawn {width} px wide, shown {shown:.0f} px: {src}")
+
+    if browser.execute_script(HEADER_SHOWN):
+        problems.append("the theme's top bar with a second search box is shown")
+    wide = browser.execute_script(WIDE_MATH)
+    if wide:
+        problems.append(f"display equations wider than the column: {wide}")
 
     text = browser.find_element("tag name", "main").text
     if "Traceback (most recent call last)" in text:

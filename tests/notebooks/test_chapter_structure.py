@@ -90,3 +90,12 @@ def test_shown_code_has_no_test_harness_comments(path):
     for i, c in enumerate(cells(path)):
         if c["cell_type"] == "code":
             assert "NBVAL" not in text(c).upper(), f"cell {i} shows an nbval marker"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_figures_are_at_most_10_inches_wide(path):
+    # bnbook.style's 12-point text shows at 9 points or more only in a figure at most
+    # 10 inches wide (shrunk to the column of about 720 px)
+    for i, c in enumerate(cells(path)):
+        for width in re.findall(r"figsize=\(\s*([\d.]+)\s*,", text(c)):
+            assert float(width) <= 10, f"cell {i}: a figure {width} inches wide"

@@ -19,6 +19,26 @@ def test_style_sets_the_book_parameters():
         assert tuple(mpl.rcParams["figure.figsize"]) == (8.0, 3.6)
 
 
+def test_every_text_of_a_figure_is_at_least_12_points():
+    # 12 points in a figure 10 inches wide, shown in a column of about 720 px, is 9 points
+    from matplotlib.font_manager import FontProperties
+
+    with mpl.rc_context():
+        mpl.rcdefaults()
+        use_book_style()
+        for key in (
+            "font.size",
+            "axes.titlesize",
+            "axes.labelsize",
+            "xtick.labelsize",
+            "ytick.labelsize",
+            "legend.fontsize",
+            "figure.titlesize",
+        ):
+            size = FontProperties(size=mpl.rcParams[key]).get_size_in_points()
+            assert size >= 12, (key, size)
+
+
 def test_every_variant_is_drawn_its_own_way():
     assert all(mcolors.is_color_like(c) for c in COLORS.values())
     drawn = {(v.color, v.marker, v.linestyle) for v in VARIANTS.values()}
