@@ -4,9 +4,9 @@ Serves ``_build/html`` on localhost (run ``make book`` first) and checks, per pa
 math typeset by MathJax with no error and no raw delimiters left; every image loaded,
 described by alt text and drawn at 1.5 times the width it is shown at or more; no
 Python traceback or stderr output shown; the Binder button of a notebook pointing at
-that notebook in this repository; at desktop width (1400 px), no display equation
-wider than its column and no second header bar; and no horizontal scrolling at a
-phone's width of 390 px. A screenshot of each page, at desktop and at
+that notebook in this repository; at desktop width (1400 px), no display equation or
+printed output wider than its column and no second header bar; and no horizontal
+scrolling at a phone's width of 390 px. A screenshot of each page, at desktop and at
 phone width, is saved under ``_build/screenshots`` for a person to look at.
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them), or
@@ -189,6 +189,12 @@ def test_page_holds_up(doc, server, browser):
     wide = browser.execute_script(WIDE_MATH)
     if wide:
         problems.append(f"display equations wider than the column: {wide}")
+    scrolled = browser.execute_script(
+        "return [...document.querySelectorAll('main .cell_output pre')]"
+        ".filter(p => p.scrollWidth > p.clientWidth + 1).length"
+    )
+    if scrolled:
+        problems.append(f"{scrolled} outputs wider than the column (they should wrap)")
 
     text = browser.find_element("tag name", "main").text
     if "Traceback (most recent call last)" in text:
