@@ -287,9 +287,11 @@ class BatchNorm(Layer):
         return y
 
     def _update(self, mu, var):
-        a, dtype = self.momentum, self.moving_mean.dtype
-        self.moving_mean = (a * self.moving_mean + (1 - a) * mu).astype(dtype)
-        self.moving_variance = (a * self.moving_variance + (1 - a) * var).astype(dtype)
+        alpha, dtype = self.momentum, self.moving_mean.dtype
+        self.moving_mean = (alpha * self.moving_mean + (1 - alpha) * mu).astype(dtype)
+        self.moving_variance = (
+            alpha * self.moving_variance + (1 - alpha) * var
+        ).astype(dtype)
 
     @property
     def cache(self):

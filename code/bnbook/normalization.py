@@ -515,9 +515,9 @@ class LpBatchNorm(BatchNorm):
         return y
 
     def _follow(self, mu, s):
-        a, dtype = self.momentum, self.moving_mean.dtype
-        self.moving_mean = (a * self.moving_mean + (1 - a) * mu).astype(dtype)
-        self.moving_scale = (a * self.moving_scale + (1 - a) * s).astype(dtype)
+        alpha, dtype = self.momentum, self.moving_mean.dtype
+        self.moving_mean = (alpha * self.moving_mean + (1 - alpha) * mu).astype(dtype)
+        self.moving_scale = (alpha * self.moving_scale + (1 - alpha) * s).astype(dtype)
 
     def state(self):
         return {"moving_mean": self.moving_mean, "moving_scale": self.moving_scale}
