@@ -222,6 +222,17 @@ def test_page_holds_up(doc, server, browser):
         "return [document.documentElement.scrollWidth, window.innerWidth]"
     )
     browser.save_screenshot(str(SHOTS / f"{name}-phone.png"))
+    # Figures keep the desktop column's width (about 720 px) and scroll in their own
+    # box: bnbook.style's 12-point text, in a figure at most 10 inches wide, then shows
+    # at 9 points or more.
+    narrow = browser.execute_script(
+        "return [...document.querySelectorAll('main .cell_output img')]"
+        ".map(i => Math.round(i.getBoundingClientRect().width)).filter(w => w < 700)"
+    )
+    if narrow:
+        problems.append(
+            f"figures shrunk to {narrow} px at {PHONE_WIDTH} px: text unreadable"
+        )
     if widths[0] > widths[1]:
         problems.append(
             f"scrolls sideways at {PHONE_WIDTH} px: content {widths[0]} px wide"
