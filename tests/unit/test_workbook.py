@@ -1,0 +1,585 @@
+"""The workbook's checks: right implementations in several styles pass, and each
+typical mistake fails with a message that names it."""
+
+import re
+
+import numpy as np
+import pytest
+
+from bnbook.workbook import (
+    CheckFailed,
+    check_backward,
+    check_forward,
+    check_layer,
+    check_spatial_forward,
+)
+
+# ---------------------------------------------------------------------------------
+# Right implementations, in different styles
+# ---------------------------------------------------------------------------------
+
+
+def forward(x, gamma, beta, eps):
+    mu = x.mean(axis=0)
+    var = ((x - mu) ** 2).mean(axis=0)
+    x_hat = (x - mu) / np.sqrt(var + eps)
+    return gamma * x_hat + beta, (x_hat, gamma, var, eps)
+
+
+def backward(dy, cache):
+    x_hat, gamma, var, eps = cache
+    dbeta = dy.sum(axis=0)
+    dgamma = (dy * x_hat).sum(axis=0)
+    dx_hat = dy * gamma
+    dx = (dx_hat - dx_hat.mean(0) - x_hat * (dx_hat * x_hat).mean(0)) / np.sqrt(
+        var + eps
+    )
+    return dx, dgamma, dbeta
+
+
+def forward_staged(x, gamma, beta, eps):
+    """CS231n's graph: one node a line, the cache a dict of every node."""
+    m = x.shape[0]
+    mu = np.sum(x, axis=0) / m
+    xc = x - mu
+    sq = xc**2
+    var = np.sum(sq, axis=0) / m
+    std = np.sqrt(var + eps)
+    inv = 1 / std
+    x_hat = xc * inv
+    y = gamma * x_hat + beta
+    return y, {"xc": xc, "inv": inv, "std": std, "x_hat": x_hat, "gamma": gamma}
+
+
+def backward_staged(dy, cache):
+    xc, inv, std, x_hat = cache["xc"], cache["inv"], cache["std"], cache["x_hat"]
+    m = dy.shape[0]
+    dbeta = dy.sum(axis=0)
+    dgamma = np.sum(dy * x_hat, axis=0)
+    dx_hat = dy * cache["gamma"]
+    dinv = np.sum(dx_hat * xc, axis=0)
+    dxc = dx_hat * inv
+    dstd = -dinv / std**2
+    dvar = 0.5 * dstd / std
+    dsq = np.ones_like(dy) * dvar / m
+    dxc = dxc + 2 * xc * dsq
+    dmu = -np.sum(dxc, axis=0)
+    dx = dxc + np.ones_like(dy) * dmu / m
+    return dx, dgamma, dbeta
+
+
+def forward_loops(x, gamma, beta, eps):
+    """Python loops over features and examples, the output filled in place."""
+    n, d = x.shape
+    y = np.empty_like(x)
+    for j in range(d):
+        mu = sum(x[i, j] for i in range(n)) / n
+        var = sum((x[i, j] - mu) ** 2 for i in range(n)) / n
+        for i in range(n):
+            y[i, j] = gamma[j] * (x[i, j] - mu) / np.sqrt(var + eps) + beta[j]
+    return y, None
+
+
+def forward_in_float64(x, gamma, beta, eps):
+    """Computes in float64 and gives back the dtype of x."""
+    x64 = x.astype(np.float64)
+    mu, var = x64.mean(axis=0), x64.var(axis=0)
+    y = gamma * (x64 - mu) / np.sqrt(var + eps) + beta
+    return y.astype(x.dtype), [x]
+
+
+def spatial_forward(x, gamma, beta, eps):
+    mu = x.mean(axis=(0, 1, 2), keepdims=True)
+    var = x.var(axis=(0, 1, 2), keepdims=True)
+    return gamma * (x - mu) / np.sqrt(var + eps) + beta, None
+
+
+def spatial_by_reshape(x, gamma, beta, eps):
+    """The dense forward pass on the (N*H*W, C) matrix."""
+    y, cache = forward(x.reshape(-1, x.shape[-1]), gamma, beta, eps)
+    return y.reshape(x.shape), cache
+
+
+class Layer:
+    def __init__(self, num_features, momentum=0.99, epsilon=1e-3):
+        self.momentum, self.epsilon = momentum, epsilon
+        self.gamma = np.ones(num_features)
+        self.beta = np.zeros(num_features)
+        self.moving_mean = np.zeros(num_features)
+        self.moving_variance = np.ones(num_features)
+
+    def __call__(self, x, training=False):
+        if training:
+            mean, variance = x.mean(axis=0), x.var(axis=0)
+            a = self.momentum
+            self.moving_mean = a * self.moving_mean + (1 - a) * mean
+            self.moving_variance = a * self.moving_variance + (1 - a) * variance
+        else:
+            mean, variance = self.moving_mean, self.moving_variance
+        x_hat = (x - mean) / np.sqrt(variance + self.epsilon)
+        return self.gamma * x_hat + self.beta
+
+
+class LayerInPlace(Layer):
+    """Keyword-only ``training``, float32 parameters and statistics updated in place."""
+
+    def __init__(self, num_features):
+        super().__init__(num_features)
+        for name in ("gamma", "beta", "moving_mean", "moving_variance"):
+            setattr(self, name, getattr(self, name).astype(np.float32))
+
+    def __call__(self, x, *, training=False):
+        if not training:
+            return super().__call__(x)
+        mu, var = x.mean(axis=0), x.var(axis=0)
+        self.moving_mean *= 0.99
+        self.moving_mean += 0.01 * mu
+        self.moving_variance *= 0.99
+        self.moving_variance += 0.01 * var
+        return self.gamma * (x - mu) / np.sqrt(var + 1e-3) + self.beta
+
+
+@pytest.mark.parametrize(
+    "check, functions",
+    [
+        (check_forward, [forward]),
+        (check_forward, [forward_staged]),
+        (check_forward, [forward_loops]),
+        (check_forward, [forward_in_float64]),
+        (check_backward, [forward, backward]),
+        (check_backward, [forward_staged, backward_staged]),
+        (check_spatial_forward, [spatial_forward]),
+        (check_spatial_forward, [spatial_by_reshape]),
+        (check_layer, [Layer]),
+        (check_layer, [LayerInPlace]),
+    ],
+    ids=lambda v: getattr(v, "__name__", None) if callable(v) else None,
+)
+def test_right_implementations_pass_with_one_line(check, functions, capsys):
+    check(*functions)
+    printed = capsys.readouterr().out
+    assert printed.count("\n") == 1 and printed.startswith(f"{check.__name__} passed")
+
+
+# ---------------------------------------------------------------------------------
+# Typical mistakes, each with the message that must name it
+# ---------------------------------------------------------------------------------
+
+
+def forward_with(**knobs):
+    """The forward pass with one thing changed, as a reader might write it."""
+    axis = knobs.get("axis", 0)
+
+    def wrong(x, gamma, beta, eps):
+        eps = knobs.get("eps", eps)
+        mu = x.mean(axis=axis, keepdims=True)
+        var = x.var(axis=axis, ddof=knobs.get("ddof", 0), keepdims=True)
+        if knobs.get("one_pass"):
+            var = (x**2).mean(axis=0) - mu**2
+        if knobs.get("uncentred_var"):
+            var = (x**2).mean(axis=0)
+        centred = x if knobs.get("uncentred") else x - mu
+        if knobs.get("eps_outside"):
+            x_hat = centred / (np.sqrt(var) + eps)
+        elif knobs.get("no_root"):
+            x_hat = centred / (var + eps)
+        else:
+            x_hat = centred / np.sqrt(var + eps)
+        g, b = (beta, gamma) if knobs.get("swap") else (gamma, beta)
+        y = knobs.get("output", lambda x_hat, g, b: g * x_hat + b)(x_hat, g, b)
+        return y, x_hat
+
+    return wrong
+
+
+def forward_in_place(x, gamma, beta, eps):
+    x -= x.mean(axis=0)
+    x /= np.sqrt(x.var(axis=0) + eps)
+    return gamma * x + beta, x
+
+
+def backward_with(**knobs):
+    def wrong(dy, cache):
+        x_hat, gamma, var, eps = cache
+        xc = x_hat * np.sqrt(var + eps)
+        inv_std = 1 / np.sqrt(var + knobs.get("eps", eps))
+        dx_hat = dy * (1 if knobs.get("no_gamma") else gamma)
+        dvar = np.sum(dx_hat * xc, axis=0) * -0.5 * inv_std**3
+        dxc = dx_hat * inv_std
+        if not knobs.get("no_var"):
+            dxc = dxc + dvar * 2 * xc / (len(dy) - knobs.get("ddof", 0))
+        dx = dxc if knobs.get("no_mean") else dxc - dxc.mean(axis=0)
+        dgamma = knobs.get("dgamma", lambda dy, x_hat: np.sum(dy * x_hat, axis=0))
+        dbeta = knobs.get("dbeta", lambda dy: np.sum(dy, axis=0))
+        grads = [dx, dgamma(dy, x_hat), dbeta(dy)]
+        return knobs.get("order", tuple)(grads)
+
+    return wrong
+
+
+def backward_dgamma_centred(dy, cache):
+    dx, _, dbeta = backward_staged(dy, cache)
+    return dx, np.sum(dy * cache["xc"], axis=0), dbeta
+
+
+class LayerWith(Layer):
+    """The layer with one thing changed."""
+
+    knobs = {}
+
+    def __init__(self, num_features):
+        super().__init__(
+            num_features,
+            self.knobs.get("momentum", 0.99),
+            self.knobs.get("epsilon", 1e-3),
+        )
+        if "moving_variance" in self.knobs:
+            self.moving_variance = self.knobs["moving_variance"](num_features)
+
+    def __call__(self, x, training=False):
+        training = self.knobs.get("training", lambda t: t)(training)
+        if training and self.knobs.get("frozen"):
+            keep = self.moving_mean, self.moving_variance
+            y = super().__call__(x, training)
+            self.moving_mean, self.moving_variance = keep
+            return y
+        if training and self.knobs.get("unbiased"):
+            y = super().__call__(x, training)
+            a, var = self.momentum, x.var(axis=0, ddof=1)
+            self.moving_variance = self.moving_variance - (1 - a) * x.var(axis=0)
+            self.moving_variance = self.moving_variance + (1 - a) * var
+            return y
+        if training and self.knobs.get("moving_in_training"):
+            y = (
+                self.gamma
+                * (x - self.moving_mean)
+                / np.sqrt(self.moving_variance + self.epsilon)
+            )
+            super().__call__(x, training)
+            return y + self.beta
+        if not training and self.knobs.get("batch_in_inference"):
+            mu, var = x.mean(axis=0), x.var(axis=0)
+            return self.gamma * (x - mu) / np.sqrt(var + self.epsilon) + self.beta
+        return super().__call__(x, training)
+
+
+class TrainingByDefault(Layer):
+    def __call__(self, x, training=True):
+        return super().__call__(x, training)
+
+
+class ScalarMovingMean(Layer):
+    def __init__(self, num_features):
+        super().__init__(num_features)
+        self.moving_mean = 0.0
+
+
+def layer_with(**knobs):
+    return type("LayerWith", (LayerWith,), {"knobs": knobs})
+
+
+def not_implemented(*args):
+    raise NotImplementedError
+
+
+MISTAKES = {
+    # forward: what is computed
+    "no ε": (check_forward, [forward_with(eps=0.0)], "formula without ε"),
+    "ε outside the root": (
+        check_forward,
+        [forward_with(eps_outside=True)],
+        "ε added to the standard deviation",
+    ),
+    "ε fixed at 1e-5": (check_forward, [forward_with(eps=1e-5)], "fixed at 1e-05"),
+    "unbiased variance": (check_forward, [forward_with(ddof=1)], "unbiased variance"),
+    "variance, not its root": (
+        check_forward,
+        [forward_with(no_root=True)],
+        "division by the variance itself",
+    ),
+    "not centred": (check_forward, [forward_with(uncentred=True)], "x not centred"),
+    "variance of the uncentred x": (
+        check_forward,
+        [forward_with(uncentred_var=True)],
+        r"mean\(x\*\*2\), without subtracting",
+    ),
+    "one-pass variance": (
+        check_forward,
+        [forward_with(one_pass=True)],
+        "loses its digits",
+    ),
+    "per example (layer norm)": (check_forward, [forward_with(axis=1)], "per example"),
+    "one statistic for the array": (
+        check_forward,
+        [forward_with(axis=None)],
+        "one mean and one variance for the whole array",
+    ),
+    "γ and β swapped": (
+        check_forward,
+        [forward_with(swap=True)],
+        "γ and β are swapped",
+    ),
+    "β missing": (
+        check_forward,
+        [forward_with(output=lambda x_hat, g, b: g * x_hat)],
+        "β is not added",
+    ),
+    "γ missing": (
+        check_forward,
+        [forward_with(output=lambda x_hat, g, b: x_hat + b)],
+        "not scaled by γ",
+    ),
+    "γ and β missing": (
+        check_forward,
+        [forward_with(output=lambda x_hat, g, b: x_hat)],
+        "your output is x_hat",
+    ),
+    # forward: what is returned
+    "x changed in place": (check_forward, [forward_in_place], "changed its argument x"),
+    "returns y alone": (
+        check_forward,
+        [lambda *a: forward(*a)[0]],
+        "returned one array: it should return \\(y, cache\\)",
+    ),
+    "returns None": (check_forward, [lambda *a: None], "returned None"),
+    "y is a list": (
+        check_forward,
+        [lambda *a: (forward(*a)[0].tolist(), None)],
+        "gave a list for y",
+    ),
+    "y in float64": (
+        check_forward,
+        [lambda x, *a: forward(x.astype(np.float64), *a)],
+        "y of dtype float64 for x of dtype float32",
+    ),
+    "raises": (
+        check_forward,
+        [lambda x, g, b, e: x.mean(axis=2)],
+        "forward raised AxisError",
+    ),
+    "not implemented": (check_forward, [not_implemented], "not implemented yet"),
+    # backward
+    "no path through the mean": (
+        check_backward,
+        [forward, backward_with(no_mean=True)],
+        "the sum of dx over the batch should be 0 .* path through the mean",
+    ),
+    "no path through the variance": (
+        check_backward,
+        [forward, backward_with(no_var=True)],
+        "path through the variance var is missing",
+    ),
+    "statistics as constants": (
+        check_backward,
+        [forward, backward_with(no_mean=True, no_var=True)],
+        "mu and var treated as constants",
+    ),
+    "unbiased variance in the backward": (
+        check_backward,
+        [forward, backward_with(ddof=1)],
+        "derivative of the unbiased variance",
+    ),
+    "no ε in the backward": (
+        check_backward,
+        [forward, backward_with(eps=0.0)],
+        "gradient without ε",
+    ),
+    "γ missing from dx": (
+        check_backward,
+        [forward, backward_with(no_gamma=True)],
+        "missing the factor γ",
+    ),
+    "dγ from x": (
+        check_backward,
+        [forward_staged, backward_dgamma_centred],
+        "dgamma uses the centred x",
+    ),
+    "dγ a mean": (
+        check_backward,
+        [forward, backward_with(dgamma=lambda dy, x_hat: np.mean(dy * x_hat, axis=0))],
+        "dgamma is the mean",
+    ),
+    "dβ a mean": (
+        check_backward,
+        [forward, backward_with(dbeta=lambda dy: np.mean(dy, axis=0))],
+        "dbeta is the mean",
+    ),
+    "dγ not summed": (
+        check_backward,
+        [forward, backward_with(dgamma=lambda dy, x_hat: dy * x_hat)],
+        r"dgamma of shape \(16, 5\), the shape of x",
+    ),
+    "dβ summed over features": (
+        check_backward,
+        [forward, backward_with(dbeta=lambda dy: dy.sum(axis=1))],
+        "summed over the features",
+    ),
+    "dγ and dβ swapped": (
+        check_backward,
+        [forward, backward_with(order=lambda g: (g[0], g[2], g[1]))],
+        "dgamma and dbeta are swapped",
+    ),
+    "two values returned": (
+        check_backward,
+        [forward, backward_with(order=lambda g: tuple(g[:2]))],
+        "returned 2 value",
+    ),
+    "backward not implemented": (
+        check_backward,
+        [forward, not_implemented],
+        "backward is not implemented yet",
+    ),
+    "forward wrong under backward": (
+        check_backward,
+        [forward_with(ddof=1), backward],
+        "which backward needs right first.*unbiased",
+    ),
+    # per channel
+    "per position": (
+        check_spatial_forward,
+        [forward],
+        "over the batch axis only, one per position",
+    ),
+    "per example and channel (instance norm)": (
+        check_spatial_forward,
+        [forward_with(axis=(1, 2))],
+        "instance normalization",
+    ),
+    "channels first": (
+        check_spatial_forward,
+        [forward_with(axis=(0, 2, 3))],
+        "treat axis 1 as the channels",
+    ),
+    "no ε, per channel": (
+        check_spatial_forward,
+        [forward_with(axis=(0, 1, 2), eps=0.0)],
+        "formula without ε",
+    ),
+    # the layer
+    "momentum the wrong way round": (
+        check_layer,
+        [layer_with(momentum=0.01)],
+        "weighs the batch instead of the old value",
+    ),
+    "momentum 0.9": (check_layer, [layer_with(momentum=0.9)], "0.1 of the way"),
+    "moving statistics never updated": (
+        check_layer,
+        [layer_with(frozen=True)],
+        "did not change moving_mean",
+    ),
+    "unbiased moving variance": (
+        check_layer,
+        [layer_with(unbiased=True)],
+        "towards the unbiased variance",
+    ),
+    "updated in inference": (
+        check_layer,
+        [layer_with(training=lambda t: True)],
+        "layer\\(x, training=False\\) changed moving_mean",
+    ),
+    "training by default": (
+        check_layer,
+        [TrainingByDefault],
+        "called without training, changed moving_mean",
+    ),
+    "batch statistics in inference": (
+        check_layer,
+        [layer_with(batch_in_inference=True)],
+        "in inference it normalizes with the batch's own statistics",
+    ),
+    "moving statistics in training": (
+        check_layer,
+        [layer_with(moving_in_training=True)],
+        "with training=True it normalizes with the moving statistics",
+    ),
+    "PyTorch's ε": (check_layer, [layer_with(epsilon=1e-5)], "PyTorch's default"),
+    "moving variance starts at 0": (
+        check_layer,
+        [layer_with(moving_variance=np.zeros)],
+        "moving_variance starts at",
+    ),
+    "a scalar moving mean": (
+        check_layer,
+        [ScalarMovingMean],
+        r"moving_mean should be a NumPy array of shape \(5,\)",
+    ),
+    "attributes missing": (
+        check_layer,
+        [type("Empty", (), {"__init__": lambda self, n: None})],
+        "has no attribute gamma",
+    ),
+    "layer not implemented": (
+        check_layer,
+        [type("Blank", (), {"__init__": not_implemented})],
+        "Blank\\(5\\) is not implemented yet",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", MISTAKES)
+def test_each_mistake_fails_with_its_own_message(name):
+    check, functions, message = MISTAKES[name]
+    with pytest.raises(CheckFailed, match=re.compile(message, re.DOTALL)):
+        check(*functions)
+
+
+def test_the_mistake_library_is_large():
+    assert len(MISTAKES) >= 20
+    assert {m[0] for m in MISTAKES.values()} == {
+        check_forward,
+        check_backward,
+        check_spatial_forward,
+        check_layer,
+    }
+
+
+def failure(name):
+    check, functions, _ = MISTAKES[name]
+    with pytest.raises(CheckFailed) as caught:
+        check(*functions)
+    return str(caught.value)
+
+
+def test_messages_are_specific():
+    # the first line names the mistake; the rest says where (it may repeat)
+    first_lines = [failure(name).splitlines()[0] for name in MISTAKES]
+    assert len(set(first_lines)) >= len(first_lines) - 3
+
+
+def test_a_failure_says_where_expected_against_received():
+    message = failure("no ε")
+    assert re.search(r"y\[\d+, \d+\] is \S+; expected \S+", message)
+    assert "float64" in message
+
+
+def test_an_exception_of_the_readers_code_is_chained():
+    check, functions, _ = MISTAKES["raises"]
+    with pytest.raises(CheckFailed) as caught:
+        check(*functions)
+    assert isinstance(caught.value.__cause__, np.exceptions.AxisError)
+
+
+def test_an_unrecognised_mistake_is_described():
+    def odd(x, gamma, beta, eps):
+        y, cache = forward(x, gamma, beta, eps)
+        return y + 0.1 * x, cache
+
+    with pytest.raises(CheckFailed, match=r"y is wrong\. On x with ε = 0.001"):
+        check_forward(odd)
+
+
+def test_check_failed_is_an_assertion_error():
+    assert issubclass(CheckFailed, AssertionError)
+
+
+@pytest.mark.parametrize(
+    "check", [check_forward, check_spatial_forward, check_backward, check_layer]
+)
+def test_a_check_wants_callables(check):
+    with pytest.raises(TypeError, match="must be"):
+        check(*[42] * (2 if check is check_backward else 1))
+
+
+def test_check_backward_wants_a_callable_backward():
+    with pytest.raises(TypeError, match="backward must be callable"):
+        check_backward(forward, "backward")
