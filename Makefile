@@ -25,7 +25,7 @@ export XLA_FLAGS := --xla_cpu_max_isa=AVX2
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 
 .PHONY: book test execute robust lint format unit thorough mutation stored nbval pages links \
-  browser lab clean help
+  browser lab workbook clean help
 
 help:
 	@echo "make book      build the HTML book into _build/html (open _build/html/index.html)"
@@ -43,6 +43,7 @@ help:
 	@echo "make pages     the built HTML: a page per _toc.yml entry, every internal link resolves"
 	@echo "make browser   every built page in headless Chromium (needs chromium, chromedriver)"
 	@echo "make execute   re-run notebooks in place to refresh their outputs (NB=path for one)"
+	@echo "make workbook  write the workbook's exercise notebooks from their solutions"
 	@echo "make lab       JupyterLab on the chapters, with the book's floating-point settings"
 	@echo "make format    ruff format, then ruff check --fix, over code, tests, tools, chapters"
 	@echo "make thorough  the property tests with new random examples, 2000 each (slow)"
@@ -127,7 +128,7 @@ stored: $(STAMP)
 
 nbval: $(STAMP)
 	$(PYTEST) --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
-	  --durations=0 $(or $(NB),chapters)
+	  --durations=0 --ignore-glob='*_exercise.ipynb' $(or $(NB),chapters)
 
 pages: $(STAMP)
 	$(PYTEST) tests/build
@@ -151,8 +152,15 @@ endif
 browser: $(STAMP)
 	$(PYTEST) tests/browser
 
+# Then the workbook's exercise notebooks follow their solutions (which carry the kernel's
+# metadata).
 execute: $(STAMP)
 	$(BIN)/python tools/execute.py $(NB)
+	$(BIN)/python tools/workbook.py
+
+# The exercise notebooks (chapters/*_exercise.ipynb) are generated: edit the solutions.
+workbook: $(STAMP)
+	$(BIN)/python tools/workbook.py
 
 # JupyterLab on the chapters, its kernels with the floating-point settings above.
 # Installed on first use: the tests do not need it.

@@ -11,6 +11,7 @@ from bnbook.batchnorm import BatchNorm
 from bnbook.checks import check_callable, check_int, check_positive
 from bnbook.data import minibatches
 from bnbook.folding import fold_batch_norm
+from bnbook.layers import Dense, ReLU, Sequential
 from bnbook.tfsetup import load_tensorflow
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "fold_sequential",
     "keras_batch_norm",
     "keras_forward_backward",
+    "keras_twin",
     "parity_errors",
     "train_keras",
 ]
@@ -296,3 +298,48 @@ def _sgd_loop(model):
         del _SGD_LOOPS[next(iter(_SGD_LOOPS))]  # the oldest
     _SGD_LOOPS[id(model)] = train_steps
     return train_steps
+
+
+def keras_twin(model, n_inputs):
+    """A Keras model that computes what the NumPy ``model`` computes, from its
+    current weights, for inputs of shape (batch, n_inputs).
+
+    ``model`` is a :class:`~bnbook.layers.Sequential` of :class:`Dense`,
+    :class:`ReLU` and batch-norm layers: any layer with the attributes ``gamma``,
+    ``beta``, ``moving_mean`` and ``moving_variance`` (the workbook's layer too),
+    which becomes a ``keras.layers.BatchNormalization`` with Keras's defaults.
+    """
+    _, keras = load_tensorflow()
+    if not isinstance(model, Sequential):
+        raise TypeError(f"model must be a Sequential, got {type(model).__name__}")
+    n_inputs = check_int(n_inputs, "n_inputs", minimum=1)
+    twins, weights = [], []
+    for layer in model.layers:
+        twin, values = _keras_layer(layer, keras)
+        twins.append(twin)
+        weights.append(values)
+    twin_model = keras.Sequential([keras.Input((n_inputs,)), *twins])
+    for twin, values in zip(twins, weights, strict=True):
+        twin.set_weights([np.asarray(v, np.float32) for v in values])
+    return twin_model
+
+
+BN_WEIGHTS = ("gamma", "beta", "moving_mean", "moving_variance")
+
+
+def _keras_layer(layer, keras):
+    """The Keras layer that computes what ``layer`` does, and its weights."""
+    if isinstance(layer, Dense):
+        bias = layer.b is not None
+        dense = keras.layers.Dense(layer.W.shape[1], use_bias=bias)
+        return dense, [layer.W, layer.b] if bias else [layer.W]
+    if isinstance(layer, ReLU):
+        return keras.layers.ReLU(), []
+    if all(hasattr(layer, name) for name in BN_WEIGHTS):
+        return keras.layers.BatchNormalization(), [
+            getattr(layer, name) for name in BN_WEIGHTS
+        ]
+    raise ValueError(
+        f"model holds a {type(layer).__name__}: keras_twin knows Dense, ReLU and "
+        "batch-norm layers"
+    )

@@ -4,8 +4,9 @@ Serves ``_build/html`` on localhost (run ``make book`` first) and checks, per pa
 math typeset by MathJax with no error and no raw delimiters left; every image loaded,
 described by alt text and drawn at 1.5 times the width it is shown at or more; no
 Python traceback or stderr output shown; the Binder button of a notebook pointing at
-that notebook in this repository; at desktop width (1400 px), no display equation or
-printed output wider than its column and no second header bar; and no horizontal
+that notebook in this repository (on a workbook page, at its exercise notebook); at
+desktop width (1400 px), no display equation or printed output wider than its column
+and no second header bar; and no horizontal
 scrolling at a phone's width of 390 px. A screenshot of each page, at desktop and at
 phone width, is saved under ``_build/screenshots`` for a person to look at.
 
@@ -210,7 +211,9 @@ def test_page_holds_up(doc, server, browser):
             a.get_attribute("href")
             for a in browser.find_elements("css selector", "a[href*='mybinder.org']")
         ]
-        expected = f"/v2/gh/{repository_path()}/main?urlpath=lab/tree/{doc}.ipynb"
+        # a page of the workbook opens its exercise notebook (tools/exercisebinder.py)
+        opens = f"{doc}_exercise" if doc.startswith("chapters/workbook_") else doc
+        expected = f"/v2/gh/{repository_path()}/main?urlpath=lab/tree/{opens}.ipynb"
         if not any(expected in href for href in binder):
             problems.append(f"no Binder link to {expected}: {binder}")
 

@@ -16,10 +16,20 @@ def test_every_toc_page_is_built(doc):
 
 
 def test_every_notebook_and_page_is_in_the_toc():
+    # but the workbook's exercise notebooks: Binder opens them, the book shows their
+    # solution notebooks
     docs = set(toc_files())
     on_disk = {
         f"chapters/{p.stem}"
         for p in (ROOT / "chapters").iterdir()
-        if p.suffix in {".md", ".ipynb"}
+        if p.suffix in {".md", ".ipynb"} and not p.stem.endswith("_exercise")
     }
     assert on_disk == docs, f"not in _toc.yml: {on_disk - docs}"
+
+
+def test_a_workbook_page_launches_its_exercise_notebook_on_binder():
+    page = (HTML / "chapters/workbook_1_forward.html").read_text(encoding="utf-8")
+    assert "urlpath=lab/tree/chapters/workbook_1_forward_exercise.ipynb" in page
+    assert "urlpath=lab/tree/chapters/workbook_1_forward.ipynb" not in page
+    chapter = (HTML / "chapters/03_numpy_step_by_step.html").read_text(encoding="utf-8")
+    assert "urlpath=lab/tree/chapters/03_numpy_step_by_step.ipynb" in chapter

@@ -8,7 +8,9 @@ import re
 import pytest
 
 CHAPTERS = pathlib.Path(__file__).resolve().parents[2] / "chapters"
-NOTEBOOKS = sorted(CHAPTERS.glob("*.ipynb"))
+# The workbook's pages have a shape of their own (tests/notebooks/test_workbook.py).
+NOTEBOOKS = sorted(CHAPTERS.glob("[0-9]*.ipynb"))
+WORKBOOK = sorted(CHAPTERS.glob("workbook_*.ipynb"))
 
 
 def cells(path):
@@ -75,7 +77,7 @@ def prose(path):
     return "\n".join(text(c) for c in cells(path) if c["cell_type"] == "markdown")
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS + PAGES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", NOTEBOOKS + WORKBOOK + PAGES, ids=lambda p: p.name)
 def test_exercises_are_named_by_label_not_number(path):
     # sphinx-exercise numbers the exercises across the whole book, so "exercise 2" in
     # the prose is rarely the exercise shown as 2: refer with {ref}`label`.
@@ -83,7 +85,7 @@ def test_exercises_are_named_by_label_not_number(path):
     assert not typed, f"typed exercise numbers: {typed}"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", NOTEBOOKS + WORKBOOK, ids=lambda p: p.name)
 def test_shown_code_has_no_test_harness_comments(path):
     # nbval reads cell tags (nbval-ignore-output); a comment would only show the
     # machinery to the reader.
@@ -92,7 +94,7 @@ def test_shown_code_has_no_test_harness_comments(path):
             assert "NBVAL" not in text(c).upper(), f"cell {i} shows an nbval marker"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", NOTEBOOKS + WORKBOOK, ids=lambda p: p.name)
 def test_figures_are_at_most_10_inches_wide(path):
     # bnbook.style's 12-point text shows at 9 points or more only in a figure at most
     # 10 inches wide (shrunk to the column of about 720 px)

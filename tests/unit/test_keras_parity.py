@@ -19,6 +19,7 @@ from bnbook.kerasbn import (
     fold_sequential,
     keras_batch_norm,
     keras_forward_backward,
+    keras_twin,
     parity_errors,
     train_keras,
 )
@@ -332,3 +333,22 @@ def test_train_keras_refuses_bad_arguments(keras, kwargs, error, name):
     args = {"steps": 2, "lr": 0.1, "seed": 0} | kwargs
     with raises_naming(error, name):
         train_keras(_digits_model(keras, 0), load_digits_split(), **args)
+
+
+def test_keras_twin_computes_what_the_numpy_model_computes(keras):
+    from bnbook.layers import Sequential
+    from bnbook.mlp import build_mlp
+
+    model = build_mlp((6, 8, 8, 3), norm=BatchNorm, seed=0)
+    x = np.random.default_rng(0).normal(2, 3, (20, 6))
+    model(x, training=True)  # moving statistics away from their initial values
+    model.layers[1].gamma[:] = np.linspace(0.5, 2, 8)
+    twin = keras_twin(model, 6)
+    for training in (False, True):
+        ours = model(x, training=training)
+        theirs = twin(x.astype(np.float32), training=training).numpy()
+        assert np.allclose(ours, theirs, atol=1e-4), training
+    with pytest.raises(TypeError, match="model must be a Sequential"):
+        keras_twin(model.layers[0], 6)
+    with pytest.raises(ValueError, match="keras_twin knows Dense"):
+        keras_twin(Sequential([object()]), 6)

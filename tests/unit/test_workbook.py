@@ -6,6 +6,7 @@ import re
 import numpy as np
 import pytest
 
+from bnbook import bare
 from bnbook.workbook import (
     CheckFailed,
     check_backward,
@@ -143,6 +144,8 @@ class LayerInPlace(Layer):
     "check, functions",
     [
         (check_forward, [forward]),
+        (check_forward, [bare.forward]),
+        (check_backward, [bare.forward, bare.backward]),
         (check_forward, [forward_staged]),
         (check_forward, [forward_loops]),
         (check_forward, [forward_in_float64]),

@@ -1,0 +1,118 @@
+"""The workbook: exercise notebooks in sync with their solutions, blanks that the checks
+call "not implemented yet", and pages with the workbook's shape."""
+
+import importlib.util
+import json
+import pathlib
+import re
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+CHAPTERS = ROOT / "chapters"
+SOLUTIONS = sorted(
+    p for p in CHAPTERS.glob("workbook_*.ipynb") if "_exercise" not in p.stem
+)
+EXERCISES = sorted(CHAPTERS.glob("workbook_*_exercise.ipynb"))
+
+
+def generator():
+    spec = importlib.util.spec_from_file_location(
+        "workbook", ROOT / "tools/workbook.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def cells(path):
+    return json.loads(path.read_text(encoding="utf-8"))["cells"]
+
+
+def text(cell):
+    return "".join(cell["source"])
+
+
+def tags(cell):
+    return cell["metadata"].get("tags", [])
+
+
+def test_five_pages_each_with_its_exercise_notebook():
+    assert len(SOLUTIONS) == 5
+    assert [p.name for p in EXERCISES] == [
+        f"{p.stem}_exercise.ipynb" for p in SOLUTIONS
+    ]
+
+
+def test_exercise_notebooks_are_in_sync_with_their_solutions(capsys):
+    # `make workbook` writes them; a hand edit to either side, or a solution changed
+    # without regenerating, fails here
+    assert generator().main(["--check"]) == 0, capsys.readouterr().out
+
+
+def test_the_blank_is_made_from_the_solution():
+    blank = generator().blank_of(
+        'def f(x):\n    """Doc."""\n    y = x + 1\n    return y\n\n\n'
+        "class L:\n    def __init__(self, n):\n        self.n = n\n"
+    )
+    assert blank == (
+        'def f(x):\n    """Doc."""\n    raise NotImplementedError  # your code here\n\n\n'
+        "class L:\n    def __init__(self, n):\n"
+        "        raise NotImplementedError  # your code here"
+    )
+
+
+@pytest.mark.parametrize("path", EXERCISES, ids=lambda p: p.name)
+def test_exercise_notebooks_hold_no_solution_and_no_output(path):
+    for cell in cells(path):
+        assert "solution" not in tags(cell)
+        assert not text(cell).startswith(":::{solution-start}")
+        if cell["cell_type"] == "code":
+            assert cell["outputs"] == [] and cell["execution_count"] is None
+
+
+@pytest.mark.parametrize("path", EXERCISES, ids=lambda p: p.name)
+def test_each_check_calls_the_blank_not_implemented_yet(path):
+    """Run the exercise notebook as a reader would who has written nothing: every
+    check cell must fail with the message that the function is not implemented."""
+    from bnbook.workbook import CheckFailed
+
+    namespace, checks = {}, 0
+    for cell in cells(path):
+        if cell["cell_type"] != "code":
+            continue
+        source = text(cell)
+        if not re.search(r"^check_\w+\(", source, re.MULTILINE):
+            exec(compile(source, path.name, "exec"), namespace)
+            continue
+        with pytest.raises(CheckFailed, match="is not implemented yet"):
+            exec(compile(source, path.name, "exec"), namespace)
+        checks += 1
+        break  # the cells after a failed check need its function
+    assert checks == 1
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
+def test_a_page_has_the_workbooks_shape(path):
+    nb = cells(path)
+    first = text(nb[0])
+    assert first.startswith("# Workbook: ")
+    assert ":::{admonition} What you will write" in first
+    prose = "\n".join(text(c) for c in nb if c["cell_type"] == "markdown")
+    assert re.search(r"\{ref\}`derivation-", prose), "no link to chapter 2's math"
+    assert f"{path.stem}_exercise.ipynb" in prose, "the exercise notebook is not named"
+    assert ":::{dropdown} Hint" in prose, "no hints"
+    labels = re.findall(r":::\{exercise\}.*\n:label: (\S+)", prose)
+    assert labels, "no exercise"
+    for label in labels:
+        start = next(
+            i
+            for i, c in enumerate(nb)
+            if text(c).startswith(f":::{{solution-start}} {label}\n")
+        )
+        assert ":class: dropdown" in text(nb[start]), f"{label}: solution not hidden"
+        assert "blank" in tags(nb[start - 2]), f"{label}: no blank before the hints"
+        assert "solution" in tags(nb[start + 1]), f"{label}: no solution cell"
+        assert text(nb[start + 2]).startswith(":::{solution-end}")
+        assert re.match(r"check_\w+\(", text(nb[start + 3])), f"{label}: no check"
+        assert nb[start + 3]["outputs"][0]["text"][0].startswith("check_")
