@@ -357,8 +357,8 @@ def _check_forward(forward, shape, wrong_axes, what="forward"):
 
 
 def _forward_output(forward, case, what):
-    result = _call(forward, what, case.name, x=case.x, gamma=case.gamma,
-                   beta=case.beta, eps=case.eps)  # fmt: skip
+    arguments = {"x": case.x, "gamma": case.gamma, "beta": case.beta, "eps": case.eps}
+    result = _call(forward, what, case.name, **arguments)
     y, cache = _pair(result, what, ("y", "cache"))
     return _array(y, "y", what, case.x.shape, case.x.dtype), cache
 
@@ -652,7 +652,7 @@ def _check_training(layer, case):
             (
                 "it matches epsilon 1e-5 (PyTorch's default); Keras's is 1e-3.",
                 lambda c: _y(c, eps=1e-5),
-            ),  # fmt: skip
+            ),
         ]
         raise _diagnose("y", y, case, expected, mistakes, what)
     _check_moving(layer, before, case, what)

@@ -350,6 +350,11 @@ MISTAKES = {
         [lambda *a: (forward(*a)[0].tolist(), None)],
         "gave a list for y",
     ),
+    "y of the wrong shape": (
+        check_forward,
+        [lambda *a: (forward(*a)[0].mean(axis=0), None)],
+        r"gave y of shape \(5,\); expected \(16, 5\)",
+    ),
     "y in float64": (
         check_forward,
         [lambda x, *a: forward(x.astype(np.float64), *a)],
@@ -510,6 +515,22 @@ MISTAKES = {
         check_layer,
         [type("Empty", (), {"__init__": lambda self, n: None})],
         "has no attribute gamma",
+    ),
+    "layer returns nothing": (
+        check_layer,
+        [type("Silent", (Layer,), {"__call__": lambda self, x, training=False: None})],
+        "gave None for y: did it forget a return",
+    ),
+    "layer raises": (
+        check_layer,
+        [
+            type(
+                "Broken",
+                (Layer,),
+                {"__call__": lambda self, x, training=False: x[9, 9]},
+            )
+        ],
+        r"layer\(x, training=False\) raised IndexError",
     ),
     "layer not implemented": (
         check_layer,
