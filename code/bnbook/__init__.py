@@ -63,7 +63,8 @@ def glue_number(name, value, digits):
     ``{glue:text}`name``` (with a format spec if wanted, ``{glue:text}`name:.1%```), so
     the text always says what the code above it computed. Rounding first keeps the
     stored value to the digits the text shows, and a NumPy scalar becomes a plain
-    ``float`` (whose text form myst-nb can read back).
+    ``float`` (whose text form myst-nb can read back). It returns nothing, so that a
+    call at the end of a cell shows no number in the book.
     """
     from myst_nb import glue
 
@@ -79,4 +80,3 @@ def glue_number(name, value, digits):
         raise ValueError(f"value must be finite, got {value}")
     rounded = round(value, digits)
     glue(name, int(rounded) if digits <= 0 else rounded, display=False)
-    return rounded

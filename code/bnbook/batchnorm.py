@@ -270,14 +270,19 @@ class BatchNorm(Layer):
         beta = zero if self.beta is None else self.beta
         return gamma, beta
 
-    def __call__(self, x, training=False):
+    def _prepare(self, x, training):
+        """The arguments of a call checked, the parameters built at the first one:
+        ``x`` as a float array, gamma, beta, and the options of the functions."""
         check_bool(training, "training")
         x = as_float_array(x, "x")
         axis = feature_axis(self.axis, x.ndim)
         if self.moving_mean is None:
             self.build(x.shape[axis], x.dtype)
         gamma, beta = self._gamma_beta(x.shape[axis], x.dtype)
-        options = {"axis": axis, "epsilon": self.epsilon}
+        return x, gamma, beta, {"axis": axis, "epsilon": self.epsilon}
+
+    def __call__(self, x, training=False):
+        x, gamma, beta, options = self._prepare(x, training)
         if not training:
             return batch_norm_inference(
                 x, gamma, beta, self.moving_mean, self.moving_variance, **options

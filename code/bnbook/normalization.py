@@ -494,13 +494,7 @@ class LpBatchNorm(BatchNorm):
         self.moving_scale = np.ones(n_features, dtype)
 
     def __call__(self, x, training=False):
-        check_bool(training, "training")
-        x = as_float_array(x, "x")
-        axis = feature_axis(self.axis, x.ndim)
-        if self.moving_mean is None:
-            self.build(x.shape[axis], x.dtype)
-        gamma, beta = self._gamma_beta(x.shape[axis], x.dtype)
-        options = {"axis": axis, "epsilon": self.epsilon}
+        x, gamma, beta, options = self._prepare(x, training)
         if not training:
             if np.any(self.moving_scale < 0):
                 raise ValueError("moving_scale must be >= 0 everywhere")
