@@ -21,6 +21,7 @@ __all__ = [
     "keras_forward_backward",
     "keras_twin",
     "parity_errors",
+    "run_per_replica",
     "train_keras",
 ]
 
@@ -343,3 +344,29 @@ def _keras_layer(layer, keras):
         f"model holds a {type(layer).__name__}: keras_twin knows Dense, ReLU and "
         "batch-norm layers"
     )
+
+
+def run_per_replica(strategy, fn, x):
+    """``fn`` on each replica of a ``tf.distribute`` strategy, with its slice of x.
+
+    ``x`` (N, ...) is cut along axis 0 into ``strategy.num_replicas_in_sync`` equal,
+    consecutive slices, as a distributed dataset cuts a global batch; replica k
+    computes ``fn(slice k)``, inside one ``tf.function`` so that operations across
+    replicas (a synchronized batch norm's all-reduce) run as in training. Returns
+    one NumPy array per replica, in order.
+    """
+    tf, _ = load_tensorflow()
+    check_callable(fn, "fn")
+    n = strategy.num_replicas_in_sync
+    x = np.asarray(x)
+    if x.ndim < 1 or len(x) % n:
+        raise ValueError(
+            f"x must have a first axis that the {n} replicas divide evenly, "
+            f"got shape {x.shape}"
+        )
+    slices = np.split(x, n)
+    values = strategy.experimental_distribute_values_from_function(
+        lambda context: tf.constant(slices[context.replica_id_in_sync_group])
+    )
+    outputs = tf.function(lambda v: strategy.run(fn, args=(v,)))(values)
+    return [t.numpy() for t in strategy.experimental_local_results(outputs)]

@@ -54,7 +54,7 @@ def set_seed(seed):
     tf.config.experimental.enable_op_determinism()
 
 
-def load_tensorflow(seed=None):
+def load_tensorflow(seed=None, devices=None):
     """Return ``(tf, keras)``, imported without native log lines.
 
     Parameters
@@ -62,19 +62,50 @@ def load_tensorflow(seed=None):
     seed : int or None
         If given, seed every random generator and turn on op determinism
         (see :func:`set_seed`).
+    devices : int >= 1 or None
+        If given, the CPU is split into this many logical devices, so that
+        ``tf.distribute.MirroredStrategy`` runs that many replicas, as it would on as
+        many GPUs. Only possible before TensorFlow's first operation: ask for it in
+        the first call of a fresh process (a notebook's first cell).
     """
     _check_seed(seed)
+    if devices is not None:
+        from bnbook.checks import check_int
+
+        devices = check_int(devices, "devices", minimum=1)
     for name, value in _QUIET_ENV.items():
         os.environ.setdefault(name, value)
     if "tensorflow" not in sys.modules:
         with _native_stderr_silenced():
             import tensorflow as tf
 
+            if devices is not None:
+                _split_cpu(tf, devices)
             tf.constant(0.0) + 1.0  # the first op logs too
     import keras
     import tensorflow as tf
+
+    if devices is not None:
+        _split_cpu(tf, devices)
 
     tf.get_logger().setLevel("ERROR")
     if seed is not None:
         set_seed(seed)
     return tf, keras
+
+
+def _split_cpu(tf, devices):
+    """The CPU as ``devices`` logical devices; a RuntimeError once too late."""
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    now = tf.config.get_logical_device_configuration(cpu)
+    if len(now or [None]) == devices:
+        return
+    try:
+        configs = [tf.config.LogicalDeviceConfiguration() for _ in range(devices)]
+        tf.config.set_logical_device_configuration(cpu, configs)
+    except RuntimeError:
+        raise RuntimeError(
+            f"TensorFlow has started with {len(now or [None])} CPU device(s), and "
+            f"devices={devices} can no longer be set: ask for it in the first call "
+            "of load_tensorflow in a fresh process (restart the kernel)"
+        ) from None

@@ -5,6 +5,9 @@ statistics a mode uses, the gradient), these tests fail and say which. TensorFlo
 imported by the session fixture ``tf_keras`` (tests/conftest.py), not at import.
 """
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -352,3 +355,39 @@ def test_keras_twin_computes_what_the_numpy_model_computes(keras):
         keras_twin(model.layers[0], 6)
     with pytest.raises(ValueError, match="keras_twin knows Dense"):
         keras_twin(Sequential([object()]), 6)
+
+
+def test_run_per_replica_matches_our_forward_pass_per_slice_and_synchronized():
+    # Two replicas need two logical CPUs, set before TensorFlow starts: a fresh
+    # interpreter. Unsynchronized, each replica normalizes its own half; synchronized,
+    # both use the statistics of the whole batch.
+    code = """
+import numpy as np
+from bnbook.tfsetup import load_tensorflow
+tf, keras = load_tensorflow(seed=0, devices=2)
+from bnbook.batchnorm import batch_norm_forward
+from bnbook.kerasbn import run_per_replica
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+x = np.random.default_rng(0).normal(3, 2, (8, 3)).astype(np.float32)
+for synchronized in (False, True):
+    with strategy.scope():
+        layer = keras.layers.BatchNormalization(synchronized=synchronized)
+        layer.build((None, 3))
+    halves = run_per_replica(strategy, lambda v: layer(v, training=True), x)
+    if synchronized:
+        expected = np.split(batch_norm_forward(x.astype(float), np.ones(3), np.zeros(3))[0], 2)
+    else:
+        expected = [batch_norm_forward(h.astype(float), np.ones(3), np.zeros(3))[0]
+                    for h in np.split(x, 2)]
+    for ours, theirs in zip(expected, halves):
+        assert np.allclose(ours, theirs, atol=1e-5), synchronized
+try:
+    run_per_replica(strategy, lambda v: v, x[:7])
+except ValueError as error:
+    assert "divide evenly" in str(error)
+print("ok")
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert result.stdout == "ok\n", result.stderr[-2000:]

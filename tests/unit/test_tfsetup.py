@@ -79,3 +79,27 @@ def test_set_seed_needs_a_seed():
 def test_seed_out_of_range_is_a_value_error(seed):
     with pytest.raises(ValueError, match="seed"):
         load_tensorflow(seed=seed)
+
+
+def test_devices_splits_the_cpu_for_a_distribution_strategy():
+    # A fresh interpreter: the split must come before TensorFlow's first operation.
+    code = (
+        "from bnbook.tfsetup import load_tensorflow\n"
+        "tf, keras = load_tensorflow(seed=0, devices=2)\n"
+        "print(len(tf.config.list_logical_devices('CPU')))\n"
+        "load_tensorflow(devices=2)\n"  # the same split again is fine
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout == "2\n" and result.stderr == ""
+
+
+def test_devices_too_late_or_wrong_is_refused():
+    load_tensorflow()  # started, with one CPU device
+    with pytest.raises(RuntimeError, match="restart the kernel"):
+        load_tensorflow(devices=2)
+    with pytest.raises(ValueError, match="devices must be >= 1"):
+        load_tensorflow(devices=0)
+    with pytest.raises(TypeError, match="devices must be an int"):
+        load_tensorflow(devices="2")
