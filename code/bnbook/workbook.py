@@ -190,7 +190,7 @@ def _diagnose(name, received, case, expected, mistakes, what):
                 f"{what}: {message}\n{_difference(name, received, expected, case.name)}"
             )
     return CheckFailed(
-        f"{what}: {name} is wrong. {_difference(name, received, expected, case.name)}"
+        f"{what}: {name} is wrong.\n{_difference(name, received, expected, case.name)}"
     )
 
 

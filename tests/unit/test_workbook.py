@@ -402,6 +402,11 @@ MISTAKES = {
         [forward_staged, backward_dgamma_centred],
         "dgamma uses the centred x",
     ),
+    "dγ wrong otherwise": (
+        check_backward,
+        [forward, backward_with(dgamma=lambda dy, x_hat: np.zeros(5) + 1e-3)],
+        "dgamma is wrong",
+    ),
     "dγ a mean": (
         check_backward,
         [forward, backward_with(dgamma=lambda dy, x_hat: np.mean(dy * x_hat, axis=0))],
@@ -501,6 +506,11 @@ MISTAKES = {
         "with training=True it normalizes with the moving statistics",
     ),
     "PyTorch's ε": (check_layer, [layer_with(epsilon=1e-5)], "PyTorch's default"),
+    "no ε in inference": (
+        check_layer,
+        [layer_with(epsilon=0.0)],
+        "in inference it matches the formula without epsilon",
+    ),
     "moving variance starts at 0": (
         check_layer,
         [layer_with(moving_variance=np.zeros)],
@@ -588,7 +598,7 @@ def test_an_unrecognised_mistake_is_described():
         y, cache = forward(x, gamma, beta, eps)
         return y + 0.1 * x, cache
 
-    with pytest.raises(CheckFailed, match=r"y is wrong\. On x with ε = 0.001"):
+    with pytest.raises(CheckFailed, match=r"y is wrong\.\nOn x with ε = 0.001"):
         check_forward(odd)
 
 
@@ -607,3 +617,56 @@ def test_a_check_wants_callables(check):
 def test_check_backward_wants_a_callable_backward():
     with pytest.raises(TypeError, match="backward must be callable"):
         check_backward(forward, "backward")
+
+
+DIFFERENCE = re.compile(
+    r"^On (?P<case>.+ \(x of shape \(.+\), float(32|64)\)|a second batch.+), "
+    r"(?P<name>y|dx|dgamma|dbeta)\[[\d, ]+\] is \S+; expected \S+\.$"
+)
+
+
+@pytest.mark.parametrize("name", MISTAKES)
+def test_a_wrong_number_is_located_and_the_function_named(name):
+    message = failure(name)
+    check, functions, _ = MISTAKES[name]
+    first, last = message.splitlines()[0], message.splitlines()[-1]
+    if "expected" in last and "[" in last:  # a wrong value: where, and against what
+        assert DIFFERENCE.match(last), last
+        callers = ("forward", "backward", "layer(x", "layer(x)")
+        assert first.startswith(callers), first
+
+
+def test_the_location_is_the_largest_difference():
+    def one_wrong(x, gamma, beta, eps):
+        y, cache = forward(x, gamma, beta, eps)
+        y = y.copy()
+        y[3, 2] += 0.5
+        y[4, 1] += 0.1
+        return y, cache
+
+    with pytest.raises(CheckFailed) as caught:
+        check_forward(one_wrong)
+    last = str(caught.value).splitlines()[-1]
+    received, expected = map(
+        float, re.search(r"is (\S+); expected (\S+)\.$", last).groups()
+    )
+    assert "y[3, 2]" in last and abs(received - expected - 0.5) < 1e-5
+
+
+def test_the_missing_mean_path_is_reported_with_the_readers_own_sum():
+    from bnbook.workbook import _cases
+
+    message = failure("no path through the mean")
+    feature, value = re.search(r"for feature (\d+) it is ([\d.]+)", message).groups()
+    case = _cases((16, 5))[0]
+    y, cache = forward(case.x, case.gamma, case.beta, case.eps)
+    dy = np.random.default_rng(1).standard_normal(case.x.shape)
+    dx = backward_with(no_mean=True)(dy, cache)[0]
+    sums = np.abs(dx.sum(axis=0))
+    assert int(feature) == int(np.argmax(sums))
+    assert float(value) == pytest.approx(sums.max(), rel=1e-2)
+
+
+def test_a_backward_that_returns_no_tuple_is_told_how_many_values():
+    with pytest.raises(CheckFailed, match="returned 1 value"):
+        check_backward(forward, lambda dy, cache: {"dx": dy})
