@@ -9,7 +9,7 @@ import numpy as np
 
 from bnbook.checks import check_bool, check_int
 
-__all__ = ["Digits", "load_digits_split", "minibatches"]
+__all__ = ["Digits", "load_digits_split", "minibatches", "select_classes"]
 
 
 class Digits(NamedTuple):
@@ -67,6 +67,55 @@ def load_digits_split(test_size=0.25, seed=0, dtype=np.float32, standardize=True
         y_train.astype(np.int64),
         standardize(x_test),
         y_test.astype(np.int64),
+    )
+
+
+def select_classes(data, classes, per_class=None, seed=0):
+    """The examples of some classes only, relabelled 0, 1, ... in the order given.
+
+    Parameters
+    ----------
+    data : Digits
+    classes : sequence of distinct labels that occur in ``data``, e.g. ``[5, 6, 7]``,
+        which become the labels 0, 1, 2
+    per_class : None for every training example of those classes, or an int >= 1:
+        that many training examples of each class, drawn without replacement with
+        ``seed`` (the few labelled examples of a new task); the test set keeps all of
+        those classes' examples
+    seed : int
+    """
+    if not isinstance(data, Digits):
+        raise TypeError(f"data must be a Digits, got {type(data).__name__}")
+    if not isinstance(classes, list | tuple | range | np.ndarray):
+        raise TypeError(
+            f"classes must be a sequence of ints, got {type(classes).__name__}"
+        )
+    classes = [check_int(c, "each of classes") for c in classes]
+    known = set(np.unique(data.y_train))
+    if not classes or len(set(classes)) < len(classes) or not set(classes) <= known:
+        raise ValueError(
+            f"classes must be distinct labels among {sorted(known)}, got {classes}"
+        )
+    rng = np.random.default_rng(check_int(seed, "seed"))
+    train = [np.flatnonzero(data.y_train == c) for c in classes]
+    if per_class is not None:
+        per_class = check_int(per_class, "per_class", minimum=1)
+        fewest = min(len(t) for t in train)
+        if per_class > fewest:
+            raise ValueError(
+                f"per_class must be at most {fewest}, the training examples of the "
+                f"rarest class, got {per_class}"
+            )
+        train = [rng.choice(t, per_class, replace=False) for t in train]
+    train = np.concatenate(train)
+    test = np.flatnonzero(np.isin(data.y_test, classes))
+    relabel = np.zeros(max(known | set(data.y_test)) + 1, dtype=np.int64)
+    relabel[classes] = np.arange(len(classes))
+    return Digits(
+        data.x_train[train],
+        relabel[data.y_train[train]],
+        data.x_test[test],
+        relabel[data.y_test[test]],
     )
 
 

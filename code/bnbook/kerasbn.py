@@ -17,9 +17,11 @@ from bnbook.tfsetup import load_tensorflow
 __all__ = [
     "calibrate_batch_norm",
     "fold_sequential",
+    "freeze_batch_norm",
     "keras_batch_norm",
     "keras_forward_backward",
     "keras_twin",
+    "moving_statistics",
     "parity_errors",
     "run_per_replica",
     "train_keras",
@@ -171,20 +173,55 @@ def calibrate_batch_norm(model, x):
 
     One training-mode pass over ``x`` as a single batch, with every momentum
     temporarily 0, so the moving statistics become exactly the batch statistics each
-    layer sees; no weight changes. A fix for moving averages that have not caught up
-    (the warm-up) or that describe other data.
+    layer sees; no weight changes. Frozen layers (``trainable = False``, which would
+    run in inference mode) are calibrated too. A fix for moving averages that have not
+    caught up (the warm-up) or that describe other data.
     """
     layers = _batch_norm_layers(model)
     if not layers:
         raise ValueError("model has no BatchNormalization layer to calibrate")
-    momenta = [layer.momentum for layer in layers]
+    kept = [(layer.momentum, layer.trainable) for layer in layers]
     try:
         for layer in layers:
-            layer.momentum = 0.0
+            layer.momentum, layer.trainable = 0.0, True
         model(np.asarray(x), training=True)
     finally:
-        for layer, momentum in zip(layers, momenta, strict=True):
-            layer.momentum = momentum
+        for layer, (momentum, trainable) in zip(layers, kept, strict=True):
+            layer.momentum, layer.trainable = momentum, trainable
+
+
+def moving_statistics(model):
+    """A copy of the moving statistics of every BatchNormalization of ``model``.
+
+    Returns a list with one pair ``(moving_mean, moving_variance)`` of NumPy arrays of
+    shape (channels,) per layer, nested models included, in the order of the layers;
+    training the model later leaves the copy as it is.
+    """
+    layers = _batch_norm_layers(model)
+    if not layers:
+        raise ValueError("model has no BatchNormalization layer")
+    return [
+        (bn.moving_mean.numpy().copy(), bn.moving_variance.numpy().copy())
+        for bn in layers
+    ]
+
+
+def freeze_batch_norm(model):
+    """Set ``trainable = False`` on every BatchNormalization of ``model``.
+
+    A Keras batch norm that is not trainable runs in inference mode even when the model
+    is called with ``training=True``, as ``fit`` calls it: it normalizes with its moving
+    statistics, does not update them, and does not train gamma and beta. The other
+    layers keep their ``trainable``. ``trainable`` is read when a training step is
+    traced, so freeze before the first ``fit`` (or ``compile`` again). Returns the
+    number of layers frozen.
+    """
+    layers = _batch_norm_layers(model)
+    if not layers:
+        raise ValueError("model has no BatchNormalization layer to freeze")
+    for bn in layers:
+        bn.trainable = False
+    return len(layers)
 
 
 def fold_sequential(model):
@@ -269,7 +306,7 @@ def train_keras(model, data, *, steps, lr, seed, batch_size=60, callback=None, e
 # much as some hundreds of steps, and an experiment that trains one model on many seeds
 # reuses it. Keyed by id: a loop keeps its model alive, so no id is reused meanwhile.
 _SGD_LOOPS = {}
-_KEPT = 4
+_KEPT = 8
 
 
 def _sgd_loop(model):

@@ -37,6 +37,7 @@ def build_mlp(
     noise=False,
     residual=False,
     activation="relu",
+    norm_placement="before",
     init_scale=1.0,
     seed=0,
 ):
@@ -53,6 +54,8 @@ def build_mlp(
     residual : bool, wrap each hidden block whose input and output have the same size
         in a :class:`~bnbook.layers.Residual`: ``x + ReLU(BN(x @ W))``
     activation : "relu", or "linear" for none: a deep linear network
+    norm_placement : "before" the activation, as Ioffe & Szegedy place it, or "after"
+        it: ``Dense [ReLU] [norm] [noise]``, where the dense layer keeps its bias
     init_scale : float > 0, multiplies the He standard deviation sqrt(2 / n_in)
     seed : int, seeds the initialization
     """
@@ -67,6 +70,14 @@ def build_mlp(
     check_bool(residual, "residual")
     if activation not in ("relu", "linear"):
         raise ValueError(f'activation must be "relu" or "linear", got {activation!r}')
+    if not isinstance(norm_placement, str):
+        raise TypeError(
+            f"norm_placement must be a str, got {type(norm_placement).__name__}"
+        )
+    if norm_placement not in ("before", "after"):
+        raise ValueError(
+            f'norm_placement must be "before" or "after", got {norm_placement!r}'
+        )
     init_scale = check_positive(init_scale, "init_scale")
     rng = np.random.default_rng(check_int(seed, "seed"))
     noise_rng = np.random.default_rng([seed, 1])
@@ -75,10 +86,14 @@ def build_mlp(
         normalization = [] if norm is None else [norm()]
         for layer in normalization:
             layer.build(n_out, np.float64)  # so that params() lists it before a call
-        bias = not any(layer.cancels_bias for layer in normalization)
-        block = [Dense(n_in, n_out, rng, bias, init_scale), *normalization]
+        act = [ReLU()] if activation == "relu" else []
+        after = norm_placement == "after" and activation == "relu"
+        bias = after or not any(layer.cancels_bias for layer in normalization)
+        block = [Dense(n_in, n_out, rng, bias, init_scale)]
+        block += act if after else []
+        block += normalization
         block += [NoiseInjection(noise_rng)] if noise else []
-        block += [ReLU()] if activation == "relu" else []
+        block += [] if after else act
         if residual and n_in == n_out:
             layers.append(Residual(block))
         else:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from bnbook.data import Digits, load_digits_split
+from bnbook.data import Digits, load_digits_split, select_classes
 
 
 def test_shapes_dtypes_and_labels():
@@ -75,3 +75,54 @@ def test_raw_intensities_without_standardizing():
     assert raw.x_train.min() == 0 and raw.x_train.max() == 16
     np.testing.assert_array_equal(raw.y_test, std.y_test)
     assert np.all(np.isin(raw.x_test, np.arange(17)))
+
+
+def test_select_classes_keeps_and_relabels_those_classes():
+    d = load_digits_split()
+    new = select_classes(d, [7, 5])
+    seven, five = d.x_train[d.y_train == 7], d.x_train[d.y_train == 5]
+    np.testing.assert_array_equal(new.x_train[new.y_train == 0], seven)
+    np.testing.assert_array_equal(new.x_train[new.y_train == 1], five)
+    assert len(new.y_train) == len(seven) + len(five)
+    np.testing.assert_array_equal(new.x_test[new.y_test == 0], d.x_test[d.y_test == 7])
+    assert (
+        set(new.y_test) == {0, 1} and len(new.y_test) == np.isin(d.y_test, [5, 7]).sum()
+    )
+    assert new.y_train.dtype == np.int64
+
+
+def test_select_classes_draws_a_few_training_examples_per_class():
+    d = load_digits_split()
+    few = select_classes(d, range(5, 10), per_class=3, seed=4)
+    assert np.bincount(few.y_train).tolist() == [3] * 5
+    # each drawn example is one of that class, and none is drawn twice
+    for x, y in zip(few.x_train, few.y_train, strict=True):
+        assert (np.abs(d.x_train[d.y_train == y + 5] - x).sum(axis=1) == 0).any()
+    assert len(np.unique(few.x_train, axis=0)) == 15
+    again = select_classes(d, range(5, 10), per_class=3, seed=4)
+    other = select_classes(d, range(5, 10), per_class=3, seed=5)
+    np.testing.assert_array_equal(few.x_train, again.x_train)
+    assert not np.array_equal(few.x_train, other.x_train)
+    # the test set is whole
+    assert len(few.y_test) == np.isin(d.y_test, range(5, 10)).sum()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "name"),
+    [
+        ({"data": (1, 2, 3, 4)}, TypeError, "data"),
+        ({"classes": 5}, TypeError, "classes"),
+        ({"classes": [5.0]}, TypeError, "classes"),
+        ({"classes": []}, ValueError, "classes"),
+        ({"classes": [5, 5]}, ValueError, "classes"),
+        ({"classes": [10]}, ValueError, "classes"),
+        ({"per_class": 0}, ValueError, "per_class"),
+        ({"per_class": 1000}, ValueError, "per_class"),
+        ({"per_class": 2.0}, TypeError, "per_class"),
+        ({"seed": "0"}, TypeError, "seed"),
+    ],
+)
+def test_select_classes_bad_arguments(kwargs, error, name):
+    arguments = {"data": load_digits_split(), "classes": [1, 2]} | kwargs
+    with pytest.raises(error, match=name):
+        select_classes(**arguments)

@@ -20,9 +20,11 @@ from bnbook.data import load_digits_split, minibatches
 from bnbook.kerasbn import (
     calibrate_batch_norm,
     fold_sequential,
+    freeze_batch_norm,
     keras_batch_norm,
     keras_forward_backward,
     keras_twin,
+    moving_statistics,
     parity_errors,
     train_keras,
 )
@@ -130,10 +132,56 @@ def test_calibration_sets_the_moving_statistics_to_the_data(keras):
     np.testing.assert_allclose(
         inner.layers[0].moving_mean.numpy(), x.mean(axis=0), rtol=1e-5
     )
+    # a frozen layer, which runs in inference mode, is calibrated and stays frozen
+    frozen = keras.Sequential([keras.Input((4,)), keras.layers.BatchNormalization()])
+    frozen.trainable = False
+    calibrate_batch_norm(frozen, x)
+    layer = frozen.layers[0]
+    np.testing.assert_allclose(layer.moving_mean.numpy(), x.mean(axis=0), rtol=1e-5)
+    assert not layer.trainable and layer.momentum == 0.99
     with pytest.raises(ValueError, match="no BatchNormalization"):
         calibrate_batch_norm(
             keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]), x
         )
+
+
+def test_moving_statistics_are_a_copy_of_each_layers(keras):
+    inner = keras.Sequential([keras.Input((3,)), keras.layers.BatchNormalization()])
+    model = keras.Sequential(
+        [keras.Input((3,)), inner, keras.layers.Dense(2)]
+        + [keras.layers.BatchNormalization(momentum=0.5)]
+    )
+    x = np.random.default_rng(3).normal(2.0, 3.0, size=(50, 3)).astype("float32")
+    before = moving_statistics(model)
+    assert [m.shape for pair in before for m in pair] == [(3,), (3,), (2,), (2,)]
+    model(x, training=True)
+    after = moving_statistics(model)
+    np.testing.assert_array_equal(before[0][0], 0.0)  # the copy did not move
+    np.testing.assert_allclose(after[0][0], 0.01 * x.mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(after[0][1], 0.99 + 0.01 * x.var(axis=0), rtol=1e-5)
+    assert np.array_equal(after[1][1], model.layers[-1].moving_variance.numpy())
+    with pytest.raises(ValueError, match="no BatchNormalization"):
+        moving_statistics(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]))
+
+
+def test_frozen_batch_norm_runs_in_inference_mode_inside_fit(keras):
+    inner = keras.Sequential(
+        [keras.Input((3,)), keras.layers.Dense(3), keras.layers.BatchNormalization()]
+    )
+    model = keras.Sequential([keras.Input((3,)), inner, keras.layers.Dense(2)])
+    assert freeze_batch_norm(model) == 1
+    bn = inner.layers[1]
+    assert not bn.trainable and inner.layers[0].trainable and model.layers[1].trainable
+    x = np.random.default_rng(4).normal(5.0, 2.0, size=(40, 3)).astype("float32")
+    y = np.arange(40) % 2
+    dense = inner.layers[0].kernel.numpy()
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    np.testing.assert_array_equal(bn.moving_mean.numpy(), 0.0)
+    np.testing.assert_array_equal(bn.gamma.numpy(), 1.0)
+    assert not np.array_equal(inner.layers[0].kernel.numpy(), dense)  # still trains
+    with pytest.raises(ValueError, match="no BatchNormalization"):
+        freeze_batch_norm(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]))
 
 
 def test_folded_model_equals_the_original_in_inference(keras):

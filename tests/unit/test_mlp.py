@@ -41,10 +41,13 @@ def test_softmax_cross_entropy_value_and_gradient():
     assert np.isfinite(softmax_cross_entropy(logits * 1e4, labels)[0])
 
 
-@pytest.mark.parametrize("batch_norm", [False, True])
-def test_backward_matches_finite_differences(batch_norm):
+@pytest.mark.parametrize(
+    ("batch_norm", "placement"), [(False, "before"), (True, "before"), (True, "after")]
+)
+def test_backward_matches_finite_differences(batch_norm, placement):
     rng = np.random.default_rng(0)
-    model = build_mlp((5, 4, 3), norm=BatchNorm if batch_norm else None, seed=1)
+    norm = BatchNorm if batch_norm else None
+    model = build_mlp((5, 4, 3), norm=norm, norm_placement=placement, seed=1)
     x, labels = rng.normal(size=(6, 5)), np.array([0, 1, 2, 0, 1, 2])
 
     def loss_of_x(x_):
@@ -66,6 +69,31 @@ def test_backward_matches_finite_differences(batch_norm):
     assert (
         relative_error(dW, numerical_gradient(loss_of_w, first.W, np.array(1.0))) < 1e-7
     )
+
+
+def test_batch_norm_before_or_after_the_activation():
+    before = build_mlp((5, 4, 4, 3), norm=BatchNorm, seed=1)
+    after = build_mlp((5, 4, 4, 3), norm=BatchNorm, norm_placement="after", seed=1)
+    kinds = [[type(layer).__name__ for layer in m.layers] for m in (before, after)]
+    assert kinds[0] == ["Dense", "BatchNorm", "ReLU"] * 2 + ["Dense"]
+    assert kinds[1] == ["Dense", "ReLU", "BatchNorm"] * 2 + ["Dense"]
+    # after the activation, the dense layer's bias is not cancelled, so it stays
+    assert before.layers[0].b is None and after.layers[0].b is not None
+    np.testing.assert_array_equal(before.layers[0].W, after.layers[0].W)
+    x = np.random.default_rng(2).normal(size=(8, 5))
+    h = after.layers[1](after.layers[0](x))
+    assert (h >= 0).all()
+    # what the next dense layer sees has mean beta = 0 after, and is >= 0 before
+    assert np.allclose(after.layers[2](h, training=True).mean(axis=0), 0.0)
+    # with no activation there is nothing to be after
+    linear = build_mlp(
+        (5, 4, 3), norm=BatchNorm, norm_placement="after", activation="linear"
+    )
+    assert [type(layer).__name__ for layer in linear.layers] == [
+        "Dense",
+        "BatchNorm",
+        "Dense",
+    ]
 
 
 def test_layers_with_and_without_batch_norm():
@@ -352,6 +380,8 @@ def test_population_statistics_make_inference_equal_training_on_that_batch():
     [
         ({"norm": "LayerNorm"}, TypeError, "norm"),
         ({"residual": 1}, TypeError, "residual"),
+        ({"norm_placement": "middle"}, ValueError, "norm_placement"),
+        ({"norm_placement": None}, TypeError, "norm_placement"),
     ],
 )
 def test_bad_normalization_arguments(kwargs, error, name):
