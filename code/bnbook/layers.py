@@ -23,7 +23,15 @@ import copy
 
 import numpy as np
 
-__all__ = ["Dense", "Layer", "NoiseInjection", "ReLU", "Residual", "Sequential"]
+__all__ = [
+    "Dense",
+    "Dropout",
+    "Layer",
+    "NoiseInjection",
+    "ReLU",
+    "Residual",
+    "Sequential",
+]
 
 
 class Layer:
@@ -143,6 +151,44 @@ class NoiseInjection(Layer):
         if self._s is None:
             raise RuntimeError("backward needs a preceding call with training=True")
         return self._s * dy
+
+    def state(self):
+        return {"rng": copy.deepcopy(self.rng.bit_generator.state)}
+
+    def set_state(self, state):
+        self.rng.bit_generator.state = state["rng"]
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training mode each value is kept with probability
+    ``keep`` and divided by ``keep`` (so its mean is unchanged), or set to 0; in
+    inference mode the identity. The masks come from ``rng``, whose state is the
+    layer's state.
+    """
+
+    def __init__(self, keep, rng):
+        if isinstance(keep, bool) or not isinstance(keep, int | float):
+            raise TypeError(f"keep must be a float, got {type(keep).__name__}")
+        if not 0 < keep <= 1:
+            raise ValueError(f"keep must be in (0, 1], got {keep}")
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(
+                f"rng must be a numpy.random.Generator, got {type(rng).__name__}"
+            )
+        self.keep, self.rng = float(keep), rng
+        self._scale = None
+
+    def __call__(self, x, training=False):
+        if not training:
+            self._scale = None
+            return x
+        self._scale = (self.rng.random(np.shape(x)) < self.keep) / self.keep
+        return x * self._scale
+
+    def backward(self, dy):
+        if self._scale is None:
+            raise RuntimeError("backward needs a preceding call with training=True")
+        return dy * self._scale
 
     def state(self):
         return {"rng": copy.deepcopy(self.rng.bit_generator.state)}

@@ -18,6 +18,7 @@ from bnbook.data import minibatches
 from bnbook.layers import Dense, NoiseInjection, ReLU, Residual, Sequential
 
 __all__ = [
+    "SGD",
     "accuracy",
     "build_mlp",
     "layer_inputs",
@@ -139,6 +140,46 @@ def sgd_step(model, lr):
         p -= lr * g
 
 
+class SGD:
+    """Stochastic gradient descent with momentum and weight decay, as PyTorch's::
+
+        v = momentum * v + (g + weight_decay * w)
+        w = w - lr * v
+
+    ``step(params)`` updates each ``(parameter, gradient)`` pair in place, e.g.
+    ``model.params()`` or a part of it (only batch norm's gamma and beta, say). The
+    velocities are kept per parameter array. Without momentum or weight decay it is
+    :func:`sgd_step`.
+    """
+
+    def __init__(self, lr, momentum=0.0, weight_decay=0.0):
+        self.lr = check_positive(lr, "lr")
+        self.momentum = _check_fraction(momentum, "momentum")
+        self.weight_decay = _check_fraction(weight_decay, "weight_decay", high=np.inf)
+        self._velocity = {}
+
+    def step(self, params):
+        for p, g in params:
+            if self.weight_decay:
+                g = g + self.weight_decay * p
+            v = self._velocity.get(id(p))
+            if self.momentum:
+                v = g if v is None else self.momentum * v + g
+                self._velocity[id(p)] = v
+            else:
+                v = g
+            p -= self.lr * v
+
+
+def _check_fraction(value, name, high=1.0):
+    """A float in [0, high)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a float, got {type(value).__name__}")
+    if not 0 <= value < high:
+        raise ValueError(f"{name} must be in [0, {high}), got {value}")
+    return float(value)
+
+
 def accuracy(model, x, labels):
     """Fraction of ``x`` classified correctly, in inference mode."""
     return float(np.mean(np.argmax(model(x), axis=1) == labels))
@@ -225,8 +266,15 @@ def train_mlp(
     seed=0,
     eval_every=50,
     callback=None,
+    momentum=0.0,
+    weight_decay=0.0,
+    trainable=None,
+    callback_every=None,
 ):
-    """Plain SGD on ``data`` (a :class:`bnbook.data.Digits`), in float64.
+    """SGD on ``data`` (a :class:`bnbook.data.Digits`), in float64: plain by default,
+    or with ``momentum`` and ``weight_decay`` (:class:`SGD`). ``trainable(model)``, if
+    given, returns the ``(parameter, gradient)`` pairs to train (by default all of
+    ``model.params()``); the others stay as they are.
 
     Returns a dict of arrays: ``step`` (every ``eval_every`` steps, and the last),
     and at those steps ``train_loss`` (mean training-mode loss of the batches since
@@ -235,8 +283,9 @@ def train_mlp(
     there on are NaN.
 
     ``callback(step, model)``, if given, is called before the first step (with
-    ``step=0``) and after each evaluation; what it measures is the caller's to keep.
-    It must leave the model as it found it (:func:`state_kept` helps).
+    ``step=0``) and after each evaluation, or every ``callback_every`` steps (and the
+    last) if that is given; what it measures is the caller's to keep. It must leave the
+    model as it found it (:func:`state_kept` helps).
     """
     steps = check_int(steps, "steps", minimum=1)
     lr = check_positive(lr, "lr")
@@ -249,7 +298,13 @@ def train_mlp(
         )
     if callback is not None:
         check_callable(callback, "callback")
+    if trainable is not None:
+        check_callable(trainable, "trainable")
+    optimizer = SGD(lr, momentum, weight_decay)
     checkpoints = sorted(set(range(eval_every, steps + 1, eval_every)) | {steps})
+    every = eval_every if callback_every is None else callback_every
+    every = check_int(every, "callback_every", minimum=1)
+    calls = set(range(every, steps + 1, every)) | {steps}
     history = {
         "step": np.array(checkpoints),
         "train_loss": np.full(len(checkpoints), np.nan),
@@ -266,12 +321,12 @@ def train_mlp(
             if not np.isfinite(loss):
                 break  # diverged
             model.backward(dlogits)
-            sgd_step(model, lr)
+            optimizer.step(model.params() if trainable is None else trainable(model))
             losses.append(loss)
             if step == checkpoints[k]:
                 history["train_loss"][k] = np.mean(losses)
                 history["test_accuracy"][k] = accuracy(model, data.x_test, data.y_test)
                 losses, k = [], k + 1
-                if callback is not None:
-                    callback(step, model)
+            if callback is not None and step in calls:
+                callback(step, model)
     return history

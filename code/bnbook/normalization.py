@@ -70,6 +70,7 @@ from bnbook.layers import Layer
 
 __all__ = [
     "BatchRenorm",
+    "GhostBatchNorm",
     "GroupNorm",
     "GroupNormCache",
     "LayerNorm",
@@ -554,4 +555,67 @@ class LpBatchNorm(BatchNorm):
             f"LpBatchNorm(p={self.p}, axis={self.axis}, momentum={self.momentum}, "
             f"epsilon={self.epsilon}, center={self.center}, scale={self.scale}, "
             f"before_centering={self.before_centering})"
+        )
+
+
+class GhostBatchNorm(BatchNorm):
+    """Ghost batch normalization (Hoffer, Hubara and Soudry, 2017).
+
+    In training mode a batch of shape (N, C) is cut, in order, into N / ``ghost_size``
+    ghost batches, and each is normalized with its own mean and variance, as a batch
+    norm would normalize it alone. The moving statistics move once per call, towards
+    the average over the ghost batches of their means and variances. In inference mode
+    it is :class:`~bnbook.batchnorm.BatchNorm`. With ``ghost_size`` equal to the batch
+    size it computes exactly what ``BatchNorm`` computes. N must be a multiple of
+    ``ghost_size``.
+    """
+
+    def __init__(self, ghost_size, momentum=0.99, epsilon=1e-3):
+        super().__init__(momentum=momentum, epsilon=epsilon)
+        self.ghost_size = check_int(ghost_size, "ghost_size", minimum=2)
+
+    def __call__(self, x, training=False):
+        if not training:
+            return super().__call__(x, training=False)
+        x, gamma, beta, options = self._prepare(x, training)
+        if x.ndim != 2 or options["axis"] != 1:
+            raise ValueError(f"GhostBatchNorm takes x of shape (N, C), got {x.shape}")
+        if len(x) % self.ghost_size:
+            raise ValueError(
+                f"the batch size must be a multiple of ghost_size={self.ghost_size}, "
+                f"got a batch of {len(x)}"
+            )
+        ghosts = x.reshape(-1, self.ghost_size, x.shape[1])  # (k, ghost_size, C)
+        mu = ghosts.mean(axis=1, keepdims=True)
+        x_centered = ghosts - mu
+        var = (x_centered**2).mean(axis=1, keepdims=True)
+        inv_std = 1 / np.sqrt(var + x.dtype.type(self.epsilon))
+        x_hat = x_centered * inv_std
+        self._cache = x_hat, inv_std, gamma
+        self._update(mu.mean(axis=0).ravel(), var.mean(axis=0).ravel())
+        return (gamma * x_hat + beta).reshape(x.shape)
+
+    def backward(self, dy):
+        """``dx`` for the last training-mode call; sets ``dgamma`` and ``dbeta``."""
+        if self._cache is None:
+            raise RuntimeError("backward needs a preceding call with training=True")
+        x_hat, inv_std, gamma = self._cache
+        dy = np.asarray(dy)
+        if dy.size != x_hat.size:
+            raise ValueError(
+                f"dy must have the shape {(-1, x_hat.shape[2])} of the last batch, "
+                f"{x_hat.shape[0] * x_hat.shape[1]} rows, got {dy.shape}"
+            )
+        dy = dy.reshape(x_hat.shape)
+        self.dbeta = dy.sum(axis=(0, 1))
+        self.dgamma = (dy * x_hat).sum(axis=(0, 1))
+        mean_dy = dy.mean(axis=1, keepdims=True)
+        mean_dy_x_hat = (dy * x_hat).mean(axis=1, keepdims=True)
+        dx = gamma * inv_std * (dy - mean_dy - x_hat * mean_dy_x_hat)
+        return dx.reshape(-1, x_hat.shape[2])
+
+    def __repr__(self):
+        return (
+            f"GhostBatchNorm(ghost_size={self.ghost_size}, momentum={self.momentum}, "
+            f"epsilon={self.epsilon})"
         )

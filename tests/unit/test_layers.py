@@ -2,11 +2,26 @@
 
 import numpy as np
 import pytest
+from naming import raises_naming
 
 from bnbook.batchnorm import BatchNorm
 from bnbook.gradcheck import numerical_gradient, relative_error
-from bnbook.layers import Dense, Layer, NoiseInjection, ReLU, Residual, Sequential
-from bnbook.normalization import BatchRenorm, GroupNorm, LayerNorm, LpBatchNorm
+from bnbook.layers import (
+    Dense,
+    Dropout,
+    Layer,
+    NoiseInjection,
+    ReLU,
+    Residual,
+    Sequential,
+)
+from bnbook.normalization import (
+    BatchRenorm,
+    GhostBatchNorm,
+    GroupNorm,
+    LayerNorm,
+    LpBatchNorm,
+)
 
 N, C = 6, 4
 
@@ -32,6 +47,8 @@ LAYERS = {
     ),
     "batch renorm": lambda: _built(BatchRenorm(momentum=0.5, renorm_momentum=0.5)),
     "lp batch norm": lambda: _built(LpBatchNorm(p=1, momentum=0.5)),
+    "ghost batch norm": lambda: _built(GhostBatchNorm(ghost_size=3, momentum=0.5)),
+    "dropout": lambda: Dropout(0.6, np.random.default_rng(0)),
 }
 # Renorm's gradient holds its corrections r and d constant, as Keras's does: it is not
 # the gradient of its output (test_normalization.py checks it against Keras instead).
@@ -59,7 +76,7 @@ def test_backward_is_the_gradient_of_the_input(name):
 
 N_PARAMS = {"dense": 2, "dense without bias": 1, "batch norm": 2, "layer norm": 2}
 N_PARAMS |= {"group norm": 2, "sequential": 4, "residual": 3, "batch renorm": 2}
-N_PARAMS |= {"lp batch norm": 2}
+N_PARAMS |= {"lp batch norm": 2, "ghost batch norm": 2}
 
 
 @pytest.mark.parametrize("name", TRUE_GRADIENT)
@@ -289,3 +306,34 @@ def test_folding_keeps_the_bias_and_copies_every_array():
     np.testing.assert_allclose(folded(x), model(x), rtol=1e-12, atol=1e-12)
     folded.layers[-1].W[...] = 0.0  # the folded copy owns its arrays
     assert np.all(model.layers[-1].W != 0.0)
+
+
+def test_dropout_keeps_a_fraction_and_the_mean():
+    layer = Dropout(0.8, np.random.default_rng(3))
+    x = np.ones((200, 50))
+    y = layer(x, training=True)
+    kept = y > 0
+    assert abs(kept.mean() - 0.8) < 0.02
+    np.testing.assert_allclose(y[kept], 1 / 0.8)  # the kept values are scaled up
+    assert abs(y.mean() - 1.0) < 0.03
+    np.testing.assert_array_equal(layer.backward(np.ones_like(x)), y)  # the same mask
+    assert layer(x) is x  # the identity in inference mode
+    np.testing.assert_array_equal(Dropout(1, np.random.default_rng(0))(x, True), x)
+    with pytest.raises(RuntimeError, match="training=True"):
+        layer.backward(x)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "name"),
+    [
+        ({"keep": 0.0}, ValueError, "keep"),
+        ({"keep": 1.5}, ValueError, "keep"),
+        ({"keep": "0.5"}, TypeError, "keep"),
+        ({"keep": True}, TypeError, "keep"),
+        ({"rng": 0}, TypeError, "rng"),
+    ],
+)
+def test_dropout_bad_arguments(kwargs, error, name):
+    arguments = {"keep": 0.5, "rng": np.random.default_rng(0)} | kwargs
+    with raises_naming(error, name):
+        Dropout(**arguments)

@@ -479,3 +479,62 @@ def test_layer_inputs_start_with_the_cast_input_in_inference_mode():
     inputs = layer_inputs(model, x)
     assert inputs[0].dtype == np.float64
     np.testing.assert_array_equal(inputs[2], model.layers[1](model.layers[0](x)))
+
+
+def test_train_mlp_with_momentum_decay_and_a_part_of_the_parameters():
+    data = load_digits_split()
+    plain = train_mlp(build_mlp(norm=BatchNorm, seed=3), data, steps=30, lr=0.1, seed=3)
+    same = train_mlp(
+        build_mlp(norm=BatchNorm, seed=3),
+        data,
+        steps=30,
+        lr=0.1,
+        seed=3,
+        momentum=0.0,
+        weight_decay=0.0,
+        trainable=lambda m: m.params(),
+    )
+    np.testing.assert_array_equal(plain["train_loss"], same["train_loss"])
+    model = build_mlp(norm=BatchNorm, seed=3)
+    frozen = [p.copy() for p, _ in model.layers[0].params()]
+    bns = [layer for layer in model.layers if isinstance(layer, BatchNorm)]
+    train_mlp(
+        model,
+        data,
+        steps=30,
+        lr=0.1,
+        seed=3,
+        momentum=0.9,
+        weight_decay=1e-3,
+        trainable=lambda m: [pair for bn in bns for pair in bn.params()],
+    )
+    np.testing.assert_array_equal(model.layers[0].W, frozen[0])  # not trained
+    assert not np.allclose(bns[0].gamma, 1.0)  # trained
+    with raises_naming(TypeError, "trainable"):
+        train_mlp(build_mlp(), data, steps=1, lr=0.1, trainable="batch norm")
+
+
+def test_train_mlp_calls_back_every_callback_every_steps():
+    data, seen = load_digits_split(), []
+    history = train_mlp(
+        build_mlp(seed=1),
+        data,
+        steps=7,
+        lr=0.1,
+        eval_every=5,
+        callback_every=2,
+        callback=lambda step, model: seen.append(step),
+    )
+    assert seen == [0, 2, 4, 6, 7] and history["step"].tolist() == [5, 7]
+    seen.clear()
+    train_mlp(
+        build_mlp(seed=1),
+        data,
+        steps=7,
+        lr=0.1,
+        eval_every=5,
+        callback=lambda step, model: seen.append(step),
+    )
+    assert seen == [0, 5, 7]
+    with raises_naming(ValueError, "callback_every"):
+        train_mlp(build_mlp(), data, steps=2, lr=0.1, callback_every=0)

@@ -1,0 +1,67 @@
+"""The angular update of weights before batch norm, and SGD with momentum and decay."""
+
+import numpy as np
+import pytest
+from naming import raises_naming
+
+from bnbook.dynamics import angular_update, column_norms
+from bnbook.mlp import SGD, sgd_step
+
+
+def test_angular_update_measures_the_angle_of_each_column():
+    theta = np.array([1e-6, 0.1, 1.0, np.pi])
+    before = np.vstack([np.ones(4), np.zeros(4)])
+    after = 3.0 * np.vstack([np.cos(theta), np.sin(theta)])  # the norm does not matter
+    np.testing.assert_allclose(angular_update(before, after), theta, rtol=1e-9)
+    np.testing.assert_array_equal(angular_update(before, 5 * before), 0.0)
+    np.testing.assert_allclose(column_norms(after), 3.0)
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "message"),
+    [
+        (np.ones((3, 2)), np.ones((3, 3)), "same shape"),
+        (np.zeros((3, 2)), np.ones((3, 2)), "non-zero"),
+        (np.ones(3), np.ones(3), "n_in, n_out"),
+    ],
+)
+def test_angular_update_bad_input(before, after, message):
+    with pytest.raises(ValueError, match=message):
+        angular_update(before, after)
+
+
+def test_sgd_without_momentum_or_decay_is_sgd_step():
+    rng = np.random.default_rng(0)
+    w, g = rng.normal(size=(3, 2)), rng.normal(size=(3, 2))
+    v = w.copy()
+    sgd_step(type("M", (), {"params": lambda self: [(v, g)]})(), 0.1)
+    SGD(0.1).step([(w, g)])
+    np.testing.assert_array_equal(w, v)
+
+
+def test_sgd_momentum_and_weight_decay_follow_pytorchs_rule():
+    w, g = np.array([2.0]), np.array([1.0])
+    opt = SGD(0.1, momentum=0.9, weight_decay=0.5)
+    opt.step([(w, g)])  # v = g + 0.5 w = 2, w = 2 - 0.2
+    np.testing.assert_allclose(w, [1.8])
+    opt.step([(w, g)])  # v = 0.9 * 2 + (1 + 0.9) = 3.7, w = 1.8 - 0.37
+    np.testing.assert_allclose(w, [1.43])
+    other = np.array([2.0])
+    opt.step([(other, g)])  # a new array starts its own velocity
+    np.testing.assert_allclose(other, [1.8])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "name"),
+    [
+        ({"lr": 0.0}, ValueError, "lr"),
+        ({"momentum": 1.0}, ValueError, "momentum"),
+        ({"momentum": -0.1}, ValueError, "momentum"),
+        ({"momentum": "0.9"}, TypeError, "momentum"),
+        ({"weight_decay": -1e-4}, ValueError, "weight_decay"),
+        ({"weight_decay": None}, TypeError, "weight_decay"),
+    ],
+)
+def test_sgd_bad_arguments(kwargs, error, name):
+    with raises_naming(error, name):
+        SGD(**({"lr": 0.1} | kwargs))
