@@ -591,7 +591,10 @@ class GhostBatchNorm(BatchNorm):
         var = (x_centered**2).mean(axis=1, keepdims=True)
         inv_std = 1 / np.sqrt(var + x.dtype.type(self.epsilon))
         x_hat = x_centered * inv_std
-        self._cache = x_hat, inv_std, gamma
+        # the cache of batch_norm_forward, with statistics over axis 1 of each ghost
+        self._cache = BatchNormCache(
+            x_centered, x_hat, mu, var, inv_std, gamma, self.epsilon, 2, (1,)
+        )
         self._update(mu.mean(axis=0).ravel(), var.mean(axis=0).ravel())
         return (gamma * x_hat + beta).reshape(x.shape)
 
@@ -599,20 +602,16 @@ class GhostBatchNorm(BatchNorm):
         """``dx`` for the last training-mode call; sets ``dgamma`` and ``dbeta``."""
         if self._cache is None:
             raise RuntimeError("backward needs a preceding call with training=True")
-        x_hat, inv_std, gamma = self._cache
+        shape = self._cache.x_hat.shape  # (ghosts, ghost_size, C)
         dy = np.asarray(dy)
-        if dy.size != x_hat.size:
+        if dy.size != np.prod(shape):
             raise ValueError(
-                f"dy must have the shape {(-1, x_hat.shape[2])} of the last batch, "
-                f"{x_hat.shape[0] * x_hat.shape[1]} rows, got {dy.shape}"
+                f"dy must have the shape {(-1, shape[2])} of the last batch, "
+                f"{shape[0] * shape[1]} rows, got {dy.shape}"
             )
-        dy = dy.reshape(x_hat.shape)
-        self.dbeta = dy.sum(axis=(0, 1))
-        self.dgamma = (dy * x_hat).sum(axis=(0, 1))
-        mean_dy = dy.mean(axis=1, keepdims=True)
-        mean_dy_x_hat = (dy * x_hat).mean(axis=1, keepdims=True)
-        dx = gamma * inv_std * (dy - mean_dy - x_hat * mean_dy_x_hat)
-        return dx.reshape(-1, x_hat.shape[2])
+        dx, dgamma, dbeta = batch_norm_backward(dy.reshape(shape), self._cache)
+        self.dgamma, self.dbeta = dgamma.sum(axis=0), dbeta.sum(axis=0)
+        return dx.reshape(-1, shape[2])
 
     def __repr__(self):
         return (

@@ -5,6 +5,7 @@ import pytest
 from naming import raises_naming
 
 from bnbook.dynamics import angular_update, column_norms
+from bnbook.layers import Dense
 from bnbook.mlp import SGD, sgd_step
 
 
@@ -46,12 +47,15 @@ def test_angular_update_bad_input(before, after, message):
 
 
 def test_sgd_without_momentum_or_decay_is_sgd_step():
-    rng = np.random.default_rng(0)
-    w, g = rng.normal(size=(3, 2)), rng.normal(size=(3, 2))
-    v = w.copy()
-    sgd_step(type("M", (), {"params": lambda self: [(v, g)]})(), 0.1)
-    SGD(0.1).step([(w, g)])
-    np.testing.assert_array_equal(w, v)
+    x, dy = np.random.default_rng(0).normal(size=(2, 5, 3))
+    layers = [Dense(3, 3, np.random.default_rng(1)) for _ in range(2)]
+    for layer in layers:
+        layer(x)
+        layer.backward(dy)
+    sgd_step(layers[0], 0.1)
+    SGD(0.1).step(layers[1].params())
+    for (p, _), (q, _) in zip(layers[0].params(), layers[1].params(), strict=True):
+        np.testing.assert_array_equal(p, q)
 
 
 def test_sgd_momentum_and_weight_decay_follow_pytorchs_rule():
