@@ -272,7 +272,9 @@ def train_mlp(
     callback_every=None,
 ):
     """SGD on ``data`` (a :class:`bnbook.data.Digits`), in float64: plain by default,
-    or with ``momentum`` and ``weight_decay`` (:class:`SGD`). ``trainable(model)``, if
+    or with ``momentum`` and ``weight_decay`` (:class:`SGD`). ``lr`` is a float > 0, or
+    a schedule: a callable giving the rate of each step, ``lr(step)`` for ``step`` = 1,
+    ..., ``steps``. ``trainable(model)``, if
     given, returns the ``(parameter, gradient)`` pairs to train (by default all of
     ``model.params()``); the others stay as they are.
 
@@ -288,7 +290,12 @@ def train_mlp(
     model as it found it (:func:`state_kept` helps).
     """
     steps = check_int(steps, "steps", minimum=1)
-    lr = check_positive(lr, "lr")
+    schedule = lr if callable(lr) else None
+    lr = (
+        check_positive(lr(1), "lr(1)")
+        if schedule is not None
+        else check_positive(lr, "lr")
+    )
     batch_size = check_int(batch_size, "batch_size", minimum=2)
     eval_every = check_int(eval_every, "eval_every", minimum=1)
     if batch_size > len(data.x_train):
@@ -321,6 +328,8 @@ def train_mlp(
             if not np.isfinite(loss):
                 break  # diverged
             model.backward(dlogits)
+            if schedule is not None:
+                optimizer.lr = check_positive(schedule(step), f"lr({step})")
             optimizer.step(model.params() if trainable is None else trainable(model))
             losses.append(loss)
             if step == checkpoints[k]:

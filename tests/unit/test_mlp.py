@@ -15,6 +15,7 @@ from bnbook.mlp import (
     build_mlp,
     layer_inputs,
     loss_and_grads,
+    sgd_step,
     softmax_cross_entropy,
     squared_error,
     state_kept,
@@ -512,6 +513,47 @@ def test_train_mlp_with_momentum_decay_and_a_part_of_the_parameters():
     assert not np.allclose(bns[0].gamma, 1.0)  # trained
     with raises_naming(TypeError, "trainable"):
         train_mlp(build_mlp(), data, steps=1, lr=0.1, trainable="batch norm")
+
+
+def test_a_learning_rate_schedule_gives_each_step_its_rate():
+    data, rates = load_digits_split(), []
+
+    def schedule(step):
+        rates.append(step)
+        return 0.1 * 0.5**step
+
+    model = build_mlp(norm=BatchNorm, seed=2)
+    train_mlp(model, data, steps=3, lr=schedule, seed=2)
+    assert rates == [1, 1, 2, 3]  # checked once before training, then every step
+    by_hand = build_mlp(norm=BatchNorm, seed=2)
+    batches = minibatches(len(data.x_train), 60, 2)
+    for step, batch in zip(range(1, 4), batches, strict=False):
+        _, dlogits = softmax_cross_entropy(
+            by_hand(data.x_train[batch], training=True), data.y_train[batch]
+        )
+        by_hand.backward(dlogits)
+        sgd_step(by_hand, 0.1 * 0.5**step)
+    for (p, _), (q, _) in zip(model.params(), by_hand.params(), strict=True):
+        np.testing.assert_array_equal(p, q)
+    constant = build_mlp(norm=BatchNorm, seed=2)
+    train_mlp(constant, data, steps=3, lr=0.1, seed=2)
+    same = build_mlp(norm=BatchNorm, seed=2)
+    train_mlp(same, data, steps=3, lr=lambda step: 0.1, seed=2)
+    np.testing.assert_array_equal(constant.layers[0].W, same.layers[0].W)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "error", "name"),
+    [
+        (lambda step: 0.0, ValueError, r"lr\(1\)"),
+        (lambda step: "0.1", TypeError, r"lr\(1\)"),
+        (lambda step: 0.1 if step < 2 else -1.0, ValueError, r"lr\(2\)"),
+        (lambda step: 0.1 if step < 3 else float("nan"), ValueError, r"lr\(3\)"),
+    ],
+)
+def test_a_bad_scheduled_rate_names_its_step(schedule, error, name):
+    with raises_naming(error, name):
+        train_mlp(build_mlp(), load_digits_split(), steps=5, lr=schedule)
 
 
 def test_train_mlp_calls_back_every_callback_every_steps():
