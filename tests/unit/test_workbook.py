@@ -348,22 +348,23 @@ MISTAKES = {
     "y is a list": (
         check_forward,
         [lambda *a: (forward(*a)[0].tolist(), None)],
-        "gave a list for y",
+        "^forward gave a list for y",
     ),
     "y of the wrong shape": (
         check_forward,
         [lambda *a: (forward(*a)[0].mean(axis=0), None)],
-        r"gave y of shape \(5,\); expected \(16, 5\)",
+        r"^forward gave y of shape \(5,\); expected \(16, 5\)",
     ),
     "y in float64": (
         check_forward,
         [lambda x, *a: forward(x.astype(np.float64), *a)],
-        "y of dtype float64 for x of dtype float32",
+        "^forward gave y of dtype float64 for x of dtype float32",
     ),
     "raises": (
         check_forward,
         [lambda x, g, b, e: x.mean(axis=2)],
-        "forward raised AxisError",
+        r"^forward raised AxisError: .+\non x with ε = 0\.001 \(x of shape \(16, 5\), "
+        r"float64\)",
     ),
     "not implemented": (check_forward, [not_implemented], "not implemented yet"),
     # backward
@@ -435,7 +436,7 @@ MISTAKES = {
     "two values returned": (
         check_backward,
         [forward, backward_with(order=lambda g: tuple(g[:2]))],
-        "returned 2 value",
+        "^backward returned 2 value",
     ),
     "backward not implemented": (
         check_backward,
@@ -472,9 +473,14 @@ MISTAKES = {
     "momentum the wrong way round": (
         check_layer,
         [layer_with(momentum=0.01)],
+        r"^layer\(x, training=True\) moved moving_mean 0\.99 of the way.+"
         "weighs the batch instead of the old value",
     ),
-    "momentum 0.9": (check_layer, [layer_with(momentum=0.9)], "0.1 of the way"),
+    "momentum 0.9": (
+        check_layer,
+        [layer_with(momentum=0.9)],
+        r"^layer\(x, training=True\) moved moving_mean 0\.1 of the way",
+    ),
     "moving statistics never updated": (
         check_layer,
         [layer_with(frozen=True)],
@@ -498,12 +504,14 @@ MISTAKES = {
     "batch statistics in inference": (
         check_layer,
         [layer_with(batch_in_inference=True)],
-        "in inference it normalizes with the batch's own statistics",
+        r"^layer\(x, training=False\), a new layer: in inference it normalizes with "
+        "the batch's own statistics",
     ),
     "moving statistics in training": (
         check_layer,
         [layer_with(moving_in_training=True)],
-        "with training=True it normalizes with the moving statistics",
+        r"^layer\(x, training=True\): with training=True it normalizes with the "
+        "moving statistics",
     ),
     "PyTorch's ε": (check_layer, [layer_with(epsilon=1e-5)], "PyTorch's default"),
     "no ε in inference": (
@@ -670,3 +678,104 @@ def test_the_missing_mean_path_is_reported_with_the_readers_own_sum():
 def test_a_backward_that_returns_no_tuple_is_told_how_many_values():
     with pytest.raises(CheckFailed, match="returned 1 value"):
         check_backward(forward, lambda dy, cache: {"dx": dy})
+
+
+def off_by(function, index, factor=1 + 1e-6):
+    """``function`` with its ``index``-th result a millionth too large."""
+
+    def wrong(*args):
+        results = list(function(*args))
+        results[index] = results[index] * factor
+        return tuple(results)
+
+    return wrong
+
+
+class LayerOffInTraining(Layer):
+    def __call__(self, x, training=False):
+        y = super().__call__(x, training)
+        return y * (1 + 1e-6) if training else y
+
+
+@pytest.mark.parametrize(
+    "check, functions",
+    [
+        (check_forward, [off_by(forward, 0)]),
+        (check_backward, [forward, off_by(backward, 0)]),
+        (check_backward, [forward, off_by(backward, 1)]),
+        (check_backward, [forward, off_by(backward, 2)]),
+        (check_layer, [type("Off", (Layer,), {"__call__": off_by(Layer.__call__, 0)})]),
+        (check_layer, [LayerOffInTraining]),
+        (check_layer, [layer_with(momentum=0.99 + 1e-7)]),
+    ],
+)
+def test_float64_results_must_be_right_to_rounding(check, functions):
+    # a millionth off is far above float64's rounding, far below float32's tolerance
+    with pytest.raises(CheckFailed):
+        check(*functions)
+
+
+@pytest.mark.parametrize("index, name", [(1, "dgamma"), (2, "dbeta")])
+def test_a_gradient_of_the_wrong_shape_is_named(index, name):
+    def wrong(dy, cache):
+        grads = list(backward(dy, cache))
+        grads[index] = grads[index][None, :]
+        return tuple(grads)
+
+    with pytest.raises(CheckFailed, match=rf"^backward gave {name} of shape \(1, 5\)"):
+        check_backward(forward, wrong)
+    with pytest.raises(CheckFailed, match=r"^backward gave None for dx"):
+        check_backward(forward, lambda dy, cache: (None, *backward(dy, cache)[1:]))
+
+
+def test_swapped_means_both_swapped():
+    def dgamma_twice(dy, cache):
+        dx, dgamma, _ = backward(dy, cache)
+        return dx, dgamma, dgamma
+
+    with pytest.raises(CheckFailed) as caught:
+        check_backward(forward, dgamma_twice)
+    assert "swapped" not in str(caught.value)
+    assert str(caught.value).startswith("backward: dbeta is wrong.")
+
+
+def test_the_one_pass_variance_fails_on_the_large_mean_in_float32():
+    message = failure("one-pass variance")
+    case = "x of mean 1000 and standard deviation 1 (x of shape (16, 5), float32)"
+    assert f"On {case}, y[" in message
+
+
+def test_an_exception_in_backward_names_the_input():
+    def broken(dy, cache):
+        raise ValueError("no")
+
+    with pytest.raises(
+        CheckFailed, match=r"^backward raised ValueError: no\non x with"
+    ):
+        check_backward(forward, broken)
+
+
+def test_a_result_that_is_no_array_is_named_with_its_type():
+    with pytest.raises(CheckFailed, match=r"^forward gave y of type float: expected"):
+        check_forward(lambda *a: (3.0, None))
+    with pytest.raises(CheckFailed, match="returned 1 value"):
+        check_backward(forward, lambda dy, cache: {"dx": dy, "dgamma": dy})
+
+
+class FirstBatchOnly(Layer):
+    """Keeps normalizing with the statistics of the first batch it trained on."""
+
+    def __call__(self, x, training=False):
+        if not training:
+            return super().__call__(x)
+        if not hasattr(self, "first"):
+            self.first = x.mean(axis=0), x.var(axis=0)
+        mu, var = self.first
+        self.moving_mean = 0.99 * self.moving_mean + 0.01 * mu
+        self.moving_variance = 0.99 * self.moving_variance + 0.01 * var
+        return self.gamma * (x - mu) / np.sqrt(var + 1e-3) + self.beta
+
+
+def test_the_second_training_call_brings_a_new_batch():
+    with pytest.raises(CheckFailed, match=r"^layer\(x, training=True\): y is wrong"):
+        check_layer(FirstBatchOnly)
