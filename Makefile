@@ -25,7 +25,7 @@ export XLA_FLAGS := --xla_cpu_max_isa=AVX2
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 
 .PHONY: book test execute robust lint format unit thorough mutation stored nbval pages links \
-  browser lab workbook clean help
+  browser lab workbook sweep clean help
 
 help:
 	@echo "make book      build the HTML book into _build/html (open _build/html/index.html)"
@@ -38,6 +38,9 @@ help:
 	@echo "               (NB=path for one)"
 	@echo "make robust    every notebook run on other seeds (BNBOOK_SEED_OFFSET, default 1000)"
 	@echo "               without the floating-point settings: any failed assert fails"
+	@echo "make sweep     NB=path N=10: a notebook at N random seed offsets, two at a time,"
+	@echo "               without the floating-point settings; a table of asserts held and"
+	@echo "               glued numbers (OFFSETS=a,b,... reruns chosen offsets)"
 	@echo "make links     Sphinx linkcheck, offline: local targets checked, external ones listed"
 	@echo "               (LINKS=online fetches the external ones too: needs the network)"
 	@echo "make pages     the built HTML: a page per _toc.yml entry, every internal link resolves"
@@ -179,6 +182,15 @@ FP_SETTINGS := OPENBLAS_CORETYPE NPY_DISABLE_CPU_FEATURES ONEDNN_MAX_CPU_ISA XLA
 robust: $(STAMP)
 	env $(addprefix -u ,$(FP_SETTINGS)) BNBOOK_SEED_OFFSET=$(SEED_OFFSET) \
 	  $(BIN)/python tools/execute.py --out _build/robust $(NB)
+
+# A notebook at N seed offsets drawn at random (printed: OFFSETS=a,b,... reruns them), two
+# runs at a time, without the floating-point settings: a table of each assert (how many
+# offsets it held on) and each glued number (median and range). The evidence a threshold
+# needs before it is asserted; executed copies in _build/sweep.
+N ?= 10
+sweep: $(STAMP)
+	env $(addprefix -u ,$(FP_SETTINGS)) $(BIN)/python tools/sweep.py --n $(N) \
+	  $(if $(OFFSETS),--offsets $(OFFSETS)) $(NB)
 
 clean:
 	rm -rf _build $(VENV)

@@ -107,8 +107,8 @@ def population_statistics(batches, *, axis=-1):
 def one_pass_variance(x, axis=-1):
     """E[x^2] - E[x]^2 per feature: the formula batch norm must NOT use.
 
-    Kept as a counterexample: in float32 it loses every digit once the mean is about
-    4000 times the standard deviation. (Keras's NumPy and PyTorch backends use it.)
+    Kept as a counterexample: in float32 it loses every digit once the mean is a few
+    thousand times the standard deviation. (Keras's NumPy and PyTorch backends use it.)
     """
     x = as_float_array(x, "x")
     axis = feature_axis(axis, x.ndim)

@@ -487,8 +487,9 @@ def _dx_mistakes(case, dy):
     no_var = _dx(case, dy, var_path=False)
     sums = np.abs(no_mean.sum(axis=0))
     j = int(np.argmax(sums))
-    inner = np.abs((no_var * _normalized(case)).sum(axis=0))
-    k = int(np.argmax(inner))
+    inner = (no_var * _normalized(case)).sum(axis=0)
+    expected = (_dx(case, dy) * _normalized(case)).sum(axis=0)
+    k = int(np.argmax(np.abs(inner - expected)))
     return [
         (
             "dx matches the gradient with mu and var treated as constants: "
@@ -503,9 +504,11 @@ def _dx_mistakes(case, dy):
             lambda c: no_mean,
         ),
         (
-            "the sum of dx * x_hat over the batch should be 0 (scaling a feature does "
-            f"not change y), and for feature {k} it is {inner[k]:.3g}: the path "
-            "through the variance var is missing.",
+            "the sum of dx * x_hat over the batch should be "
+            "gamma * sum(dy * x_hat) * eps / (var + eps) / sqrt(var + eps), near 0 "
+            "(scaling a feature changes y only through eps), and for feature "
+            f"{k} it is {inner[k]:.3g} instead of {expected[k]:.3g}: the path through "
+            "the variance var is missing.",
             lambda c: no_var,
         ),
         (

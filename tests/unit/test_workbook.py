@@ -779,3 +779,27 @@ class FirstBatchOnly(Layer):
 def test_the_second_training_call_brings_a_new_batch():
     with pytest.raises(CheckFailed, match=r"^layer\(x, training=True\): y is wrong"):
         check_layer(FirstBatchOnly)
+
+
+def test_the_variance_path_message_gives_the_sum_that_eps_leaves():
+    # With eps > 0, sum(dx * x_hat) is gamma * s * sum(dy * x_hat) * eps / (var + eps),
+    # not 0: the message quotes that value, and the reader's, for one feature.
+    message = failure("no path through the variance")
+    found = re.search(r"for feature (\d+) it is (\S+) instead of (\S+):", message)
+    assert found, message
+    received, expected = float(found[2]), float(found[3])
+    assert received != expected
+    assert "eps / (var + eps)" in message
+
+
+def test_the_sum_of_dx_times_x_hat_is_the_eps_term():
+    rng = np.random.default_rng(3)
+    x, dy = rng.normal(2.0, 0.4, (16, 5)), rng.normal(size=(16, 5))
+    gamma, eps = rng.normal(size=5), 0.5
+    _, cache = forward(x, gamma, np.zeros(5), eps)
+    dx = backward(dy, cache)[0]
+    x_hat, var = (x - x.mean(axis=0)) / np.sqrt(x.var(axis=0) + eps), x.var(axis=0)
+    s = 1 / np.sqrt(var + eps)
+    expected = gamma * s * np.sum(dy * x_hat, axis=0) * eps / (var + eps)
+    np.testing.assert_allclose(np.sum(dx * x_hat, axis=0), expected, rtol=1e-10)
+    assert np.all(np.abs(expected) > 1e-3)  # not 0
