@@ -146,28 +146,42 @@ class SGD:
         v = momentum * v + (g + weight_decay * w)
         w = w - lr * v
 
-    ``step(params)`` updates each ``(parameter, gradient)`` pair in place, e.g.
-    ``model.params()`` or a part of it (only batch norm's gamma and beta, say). The
+    or, with ``decoupled=True``, as Keras 3's ``SGD(weight_decay=...)``, which shrinks
+    the weights outside the momentum::
+
+        v = momentum * v + g
+        w = (1 - lr * weight_decay) * w - lr * v
+
+    ``step(params, decayed=None)`` updates each ``(parameter, gradient)`` pair in place,
+    e.g. ``model.params()`` or a part of it (only batch norm's gamma and beta, say);
+    weight decay applies to every one of them, or to the pairs in ``decayed`` only. The
     velocities are kept per parameter array. Without momentum or weight decay it is
     :func:`sgd_step`.
     """
 
-    def __init__(self, lr, momentum=0.0, weight_decay=0.0):
+    def __init__(self, lr, momentum=0.0, weight_decay=0.0, decoupled=False):
         self.lr = check_positive(lr, "lr")
         self.momentum = _check_fraction(momentum, "momentum")
         self.weight_decay = _check_fraction(weight_decay, "weight_decay", high=np.inf)
+        if not isinstance(decoupled, bool):
+            raise TypeError(f"decoupled must be a bool, got {type(decoupled).__name__}")
+        self.decoupled = decoupled
         self._velocity = {}
 
-    def step(self, params):
+    def step(self, params, decayed=None):
+        targets = None if decayed is None else {id(p) for p, _ in decayed}
         for p, g in params:
-            if self.weight_decay:
-                g = g + self.weight_decay * p
+            decay = self.weight_decay if targets is None or id(p) in targets else 0.0
+            if decay and not self.decoupled:
+                g = g + decay * p
             v = self._velocity.get(id(p))
             if self.momentum:
                 v = g if v is None else self.momentum * v + g
                 self._velocity[id(p)] = v
             else:
                 v = g
+            if decay and self.decoupled:
+                p -= self.lr * decay * p
             p -= self.lr * v
 
 
@@ -270,9 +284,14 @@ def train_mlp(
     weight_decay=0.0,
     trainable=None,
     callback_every=None,
+    decoupled=False,
+    decayed=None,
 ):
     """SGD on ``data`` (a :class:`bnbook.data.Digits`), in float64: plain by default,
-    or with ``momentum`` and ``weight_decay`` (:class:`SGD`). ``lr`` is a float > 0, or
+    or with ``momentum`` and ``weight_decay`` (:class:`SGD`; PyTorch's rule, or Keras's
+    with ``decoupled=True``). ``decayed(model)``, if given, returns the ``(parameter,
+    gradient)`` pairs that weight decay applies to (by default all that train). ``lr``
+    is a float > 0, or
     a schedule: a callable giving the rate of each step, ``lr(step)`` for ``step`` = 1,
     ..., ``steps``. ``trainable(model)``, if
     given, returns the ``(parameter, gradient)`` pairs to train (by default all of
@@ -307,7 +326,9 @@ def train_mlp(
         check_callable(callback, "callback")
     if trainable is not None:
         check_callable(trainable, "trainable")
-    optimizer = SGD(lr, momentum, weight_decay)
+    if decayed is not None:
+        check_callable(decayed, "decayed")
+    optimizer = SGD(lr, momentum, weight_decay, decoupled)
     checkpoints = sorted(set(range(eval_every, steps + 1, eval_every)) | {steps})
     every = eval_every if callback_every is None else callback_every
     every = check_int(every, "callback_every", minimum=1)
@@ -330,7 +351,10 @@ def train_mlp(
             model.backward(dlogits)
             if schedule is not None:
                 optimizer.lr = check_positive(schedule(step), f"lr({step})")
-            optimizer.step(model.params() if trainable is None else trainable(model))
+            optimizer.step(
+                model.params() if trainable is None else trainable(model),
+                None if decayed is None else decayed(model),
+            )
             losses.append(loss)
             if step == checkpoints[k]:
                 history["train_loss"][k] = np.mean(losses)

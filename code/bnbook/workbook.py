@@ -399,6 +399,13 @@ def check_backward(forward, backward):
 
 def _check_gradients(grads, dy, case):
     n, d = case.x.shape
+    shapes = [getattr(value, "shape", None) for value in grads]
+    if shapes[0] != (n, d) and (n, d) in shapes[1:]:
+        raise CheckFailed(
+            f"backward returned an array of x's shape {(n, d)} as value "
+            f"{shapes.index((n, d)) + 1} of 3: return (dx, dgamma, dbeta) in that "
+            "order, dx first."
+        )
     dx, dgamma, dbeta = grads
     for name, value in (("dgamma", dgamma), ("dbeta", dbeta)):
         _check_parameter_shape(value, name, n, d)
@@ -420,9 +427,46 @@ def _check_gradients(grads, dy, case):
     mistakes = _gradient_mistakes(case, dy64)
     for name in ("dbeta", "dgamma", "dx"):
         if not _close(got[name], ref[name], dtype):
-            raise _diagnose(
+            error = _diagnose(
                 name, got[name], case, ref[name], mistakes[name], "backward"
             )
+            if name == "dx" and str(error).startswith("backward: dx is wrong."):
+                error = _dx_unknown(dx, case, ref["dx"], error)
+            raise error
+
+
+def _dx_unknown(dx, case, expected, error):
+    """For a dx that matches no known mistake: a constant factor off, or which of the
+    two sums (chapter 2) it breaks, with the largest difference after it."""
+    where = str(error).split("\n", 1)[1]
+    received = dx.astype(np.float64)
+    with np.errstate(all="ignore"):
+        ratio = received / expected
+    factor = float(np.median(ratio))
+    if np.isfinite(factor) and _close(received, factor * expected, dx.dtype):
+        return CheckFailed(
+            f"backward: dx is {factor:.6g} times the right dx everywhere: a constant "
+            f"factor is off (m = {len(dx)} here; or gamma, or a power of s).\n{where}"
+        )
+    x_hat = _normalized(case)
+    sums = np.abs(received.sum(axis=0))
+    if not _close(sums, np.zeros_like(sums), dx.dtype):
+        j = int(np.argmax(sums))
+        return CheckFailed(
+            "backward: the sum of dx over the batch should be 0 (adding a constant to "
+            f"a feature does not change y), and for feature {j} it is {sums[j]:.3g}: "
+            f"the path through the mean mu is wrong.\n{where}"
+        )
+    inner, right = (received * x_hat).sum(axis=0), (expected * x_hat).sum(axis=0)
+    if not _close(inner, right, dx.dtype):
+        k = int(np.argmax(np.abs(inner - right)))
+        return CheckFailed(
+            "backward: the sum of dx * x_hat over the batch should be "
+            "gamma * s * sum(dy * x_hat) * eps / (var + eps), and for feature "
+            f"{k} it is {inner[k]:.3g} instead of {right[k]:.3g}: the path through "
+            f"the variance var is wrong.\n{where}"
+        )
+    return error
 
 
 def _check_parameter_shape(value, name, n, d):
@@ -482,6 +526,14 @@ def _dx(case, dy, mean_path=True, var_path=True, divisor=0, eps=None, gamma=True
     return dxc - (dxc.mean(axis=0) if mean_path else 0)
 
 
+def _compact_without_eps(case, dy):
+    """The compact formula with x_hat right (with eps) but s = 1 / sqrt(var)."""
+    x, g, _ = _float64(case)
+    x_hat = _normalized(case)
+    s = 1 / np.sqrt(x.var(axis=0))
+    return g * s * (dy - dy.mean(axis=0) - x_hat * (dy * x_hat).mean(axis=0))
+
+
 def _dx_mistakes(case, dy):
     no_mean = _dx(case, dy, mean_path=False)
     no_var = _dx(case, dy, var_path=False)
@@ -506,7 +558,8 @@ def _dx_mistakes(case, dy):
         (
             "the sum of dx * x_hat over the batch should be "
             "gamma * sum(dy * x_hat) * eps / (var + eps) / sqrt(var + eps), near 0 "
-            "(scaling a feature changes y only through eps), and for feature "
+            "when var >> eps (scaling a feature changes y only through eps), and for "
+            "feature "
             f"{k} it is {inner[k]:.3g} instead of {expected[k]:.3g}: the path through "
             "the variance var is missing.",
             lambda c: no_var,
@@ -520,6 +573,11 @@ def _dx_mistakes(case, dy):
             "dx matches the gradient without ε: the forward pass divides by "
             "sqrt(var + eps), so the backward pass must too.",
             lambda c: _dx(c, dy, eps=0.0),
+        ),
+        (
+            "dx leaves ε out of s = 1 / sqrt(var + eps): the forward pass divides by "
+            "sqrt(var + eps), so the backward pass must too.",
+            lambda c: _compact_without_eps(c, dy),
         ),
         (
             "dx is missing the factor γ: dy reaches x_hat as dx_hat = gamma * dy.",

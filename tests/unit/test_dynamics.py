@@ -70,6 +70,25 @@ def test_sgd_momentum_and_weight_decay_follow_pytorchs_rule():
     np.testing.assert_allclose(other, [1.8])
 
 
+def test_decoupled_weight_decay_acts_outside_the_momentum():
+    w, g = np.array([2.0]), np.array([1.0])
+    opt = SGD(0.1, momentum=0.9, weight_decay=0.5, decoupled=True)
+    opt.step([(w, g)])  # v = g = 1, w = (1 - 0.05) 2 - 0.1
+    np.testing.assert_allclose(w, [1.8])
+    opt.step([(w, g)])  # v = 0.9 + 1 = 1.9, w = 0.95 * 1.8 - 0.19
+    np.testing.assert_allclose(w, [1.52])
+
+
+def test_weight_decay_only_on_the_parameters_named():
+    w, b, g = np.array([2.0]), np.array([2.0]), np.array([1.0])
+    for decoupled in (False, True):
+        w[:], b[:] = 2.0, 2.0
+        SGD(0.1, weight_decay=0.5, decoupled=decoupled).step(
+            [(w, g), (b, g)], decayed=[(w, g)]
+        )
+        np.testing.assert_allclose([w[0], b[0]], [1.8, 1.9])
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "name"),
     [
@@ -79,6 +98,7 @@ def test_sgd_momentum_and_weight_decay_follow_pytorchs_rule():
         ({"momentum": "0.9"}, TypeError, "momentum"),
         ({"weight_decay": -1e-4}, ValueError, "weight_decay"),
         ({"weight_decay": None}, TypeError, "weight_decay"),
+        ({"decoupled": 1}, TypeError, "decoupled"),
     ],
 )
 def test_sgd_bad_arguments(kwargs, error, name):

@@ -28,6 +28,7 @@ from bnbook.kerasbn import (
     parity_errors,
     train_keras,
 )
+from bnbook.mlp import SGD
 
 # Every test here runs with TensorFlow imported and seeded, even those that reach it
 # only through bnbook.kerasbn.
@@ -439,3 +440,49 @@ print("ok")
         [sys.executable, "-c", code], capture_output=True, text=True, check=False
     )
     assert result.stdout == "ok\n", result.stderr[-2000:]
+
+
+def _keras_sgd_steps(keras, w, grads, regularizer=None, **kwargs):
+    """``w`` after Keras's SGD applies ``grads`` one by one (plus the gradient of
+    ``regularizer(w)`` at each step, as a ``kernel_regularizer`` adds it to the loss)."""
+    import tensorflow as tf
+
+    variable = keras.Variable(w, dtype="float64")
+    optimizer = keras.optimizers.SGD(**kwargs)
+    for g in grads:
+        with tf.GradientTape() as tape:
+            penalty = (
+                regularizer(variable) if regularizer else tf.constant(0.0, "float64")
+            )
+        extra = tape.gradient(penalty, variable) if regularizer else 0.0
+        optimizer.apply_gradients([(tf.constant(g) + extra, variable)])
+    return np.asarray(variable)
+
+
+@pytest.mark.parametrize("decay", [0.0625, 0.5])
+def test_sgd_rules_match_keras(keras, decay):
+    """Keras 3's weight_decay is bnbook's decoupled rule; an l2(l) regularizer is the
+    coupled (PyTorch) rule with weight_decay = 2 l. (Keras keeps the learning rate in
+    float32: the rates here are exact in float32, so float64 results agree to rounding.)"""
+    rng = np.random.default_rng(3)
+    w, grads = rng.normal(size=(4, 3)), rng.normal(size=(6, 4, 3))
+    rules = {
+        "decoupled": _keras_sgd_steps(
+            keras, w, grads, learning_rate=0.125, momentum=0.875, weight_decay=decay
+        ),
+        "coupled": _keras_sgd_steps(
+            keras,
+            w,
+            grads,
+            keras.regularizers.L2(decay / 2),
+            learning_rate=0.125,
+            momentum=0.875,
+        ),
+    }
+    for rule, expected in rules.items():
+        ours, optimizer = w.copy(), SGD(0.125, 0.875, decay, rule == "decoupled")
+        for g in grads:
+            optimizer.step([(ours, g)])
+        np.testing.assert_allclose(ours, expected, rtol=1e-12, atol=1e-12)
+    # the two rules differ: a test that could not tell them apart would prove nothing
+    assert np.max(np.abs(rules["decoupled"] - rules["coupled"])) > 1e-3

@@ -515,6 +515,33 @@ def test_train_mlp_with_momentum_decay_and_a_part_of_the_parameters():
         train_mlp(build_mlp(), data, steps=1, lr=0.1, trainable="batch norm")
 
 
+def test_train_mlp_decays_only_the_parameters_it_is_told_to():
+    """After one step from the same start, the gradients are the same with and without
+    decay: the decayed parameters differ by exactly lr * decay * w, the others not."""
+    data, start = load_digits_split(), build_mlp(norm=BatchNorm, seed=3)
+    w0 = start.layers[0].W.copy()
+    runs = {}
+    for decay in (0.0, 0.5):
+        model = build_mlp(norm=BatchNorm, seed=3)
+        train_mlp(
+            model,
+            data,
+            steps=1,
+            lr=0.1,
+            seed=3,
+            weight_decay=decay,
+            decayed=lambda m: m.layers[0].params(),
+        )
+        runs[decay] = model
+    np.testing.assert_allclose(runs[0.0].layers[0].W - runs[0.5].layers[0].W, 0.05 * w0)
+    for kept, other in zip(runs[0.0].params()[1:], runs[0.5].params()[1:], strict=True):
+        np.testing.assert_array_equal(kept[0], other[0])
+    with raises_naming(TypeError, "decayed"):
+        train_mlp(build_mlp(), data, steps=1, lr=0.1, decayed="gamma")
+    with raises_naming(TypeError, "decoupled"):
+        train_mlp(build_mlp(), data, steps=1, lr=0.1, decoupled="yes")
+
+
 def test_a_learning_rate_schedule_gives_each_step_its_rate():
     data, rates = load_digits_split(), []
 

@@ -803,3 +803,53 @@ def test_the_sum_of_dx_times_x_hat_is_the_eps_term():
     expected = gamma * s * np.sum(dy * x_hat, axis=0) * eps / (var + eps)
     np.testing.assert_allclose(np.sum(dx * x_hat, axis=0), expected, rtol=1e-10)
     assert np.all(np.abs(expected) > 1e-3)  # not 0
+
+
+def _compact(dy, cache, s_eps=True, scale=1.0, sign_var=1.0, mean_scale=1.0):
+    """The compact backward with one thing changed: s without eps, a constant factor,
+    the variance term's sign, or the mean term's weight."""
+    x_hat, gamma, var, eps = cache
+    s = 1 / np.sqrt(var + (eps if s_eps else 0.0))
+    dx = (
+        gamma
+        * s
+        * (dy - mean_scale * dy.mean(0) - sign_var * x_hat * (dy * x_hat).mean(0))
+    )
+    return scale * dx, (dy * x_hat).sum(axis=0), dy.sum(axis=0)
+
+
+@pytest.mark.parametrize(
+    ("wrong", "message"),
+    [
+        (
+            lambda dy, c: backward(dy, c)[::-1],
+            r"^backward returned an array of x's shape \(16, 5\) as value 3 of 3: "
+            r"return \(dx, dgamma, dbeta\) in that order",
+        ),
+        (
+            lambda dy, c: _compact(dy, c, s_eps=False),
+            r"^backward: dx leaves ε out of s",
+        ),
+        (
+            lambda dy, c: _compact(dy, c, scale=16.0),
+            r"^backward: dx is 16 times the right dx everywhere",
+        ),
+        (
+            lambda dy, c: _compact(dy, c, sign_var=-1.0),
+            r"^backward: the sum of dx \* x_hat .* the path through the variance var "
+            r"is wrong",
+        ),
+        (
+            lambda dy, c: _compact(dy, c, mean_scale=16.0),
+            r"^backward: the sum of dx over the batch should be 0 .* the path through "
+            r"the mean mu is wrong",
+        ),
+    ],
+)
+def test_a_wrong_backward_is_told_what_is_wrong(wrong, message):
+    with pytest.raises(CheckFailed, match=re.compile(message, re.DOTALL)):
+        check_backward(forward, wrong)
+    with pytest.raises(CheckFailed) as caught:
+        check_backward(forward, wrong)
+    if "x's shape" not in message:  # and where, against what
+        assert DIFFERENCE.match(str(caught.value).splitlines()[-1])
