@@ -104,3 +104,25 @@ def test_weight_decay_only_on_the_parameters_named():
 def test_sgd_bad_arguments(kwargs, error, name):
     with raises_naming(error, name):
         SGD(**({"lr": 0.1} | kwargs))
+
+
+def test_decoupled_decay_is_coupled_decay_with_other_constants():
+    """Eliminating the velocity, every step of either rule reads
+    w[t+1] - w[t] = rho' (w[t] - w[t-1]) - lr g[t] - lr decay' w[t]; for the decoupled
+    rule, exactly, rho' = rho (1 - lr decay) and decay' = (1 - rho) decay."""
+    lr, rho, decay = 0.1, 0.9, 0.3
+    rng = np.random.default_rng(4)
+    grads = rng.normal(size=(30, 6))
+    for decoupled, (rho_, decay_) in {
+        False: (rho, decay),
+        True: (rho * (1 - lr * decay), (1 - rho) * decay),
+    }.items():
+        w, path = rng.normal(size=6), []
+        optimizer = SGD(lr, rho, decay, decoupled)
+        for g in grads:
+            path.append(w.copy())
+            optimizer.step([(w, g)])
+        path = np.array([*path, w])
+        step, previous = path[2:] - path[1:-1], path[1:-1] - path[:-2]
+        predicted = rho_ * previous - lr * grads[1:] - lr * decay_ * path[1:-1]
+        np.testing.assert_allclose(step, predicted, rtol=1e-12, atol=1e-14)
