@@ -7,6 +7,7 @@ PYTHON ?= $(shell for p in python3.11 python3.12 python3.13 python3; do \
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+BOOK_STAMP := $(VENV)/.book-stamp
 # Kernels started by nbval and nbclient run `python` from PATH: make it the venv's.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
@@ -23,6 +24,9 @@ export NPY_DISABLE_CPU_FEATURES := X86_V4 AVX512_ICL AVX512_SPR
 export ONEDNN_MAX_CPU_ISA := AVX2
 export XLA_FLAGS := --xla_cpu_max_isa=AVX2
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
+# Tests and notebooks run JOBS at a time (pytest-xdist, tools/execute.py): one per core
+# of the 2-core machine the book is timed on, each with one BLAS thread.
+JOBS ?= 2
 
 .PHONY: book test execute robust lint format unit thorough mutation stored nbval pages links \
   browser lab workbook sweep clean help
@@ -54,7 +58,8 @@ help:
 	@echo "make clean     remove _build and .venv"
 	@echo "make help      this list"
 
-$(STAMP): requirements.txt code/pyproject.toml
+# The virtual environment, with a Python the book supports.
+$(BIN)/python:
 	@if ! command -v "$(PYTHON)" >/dev/null 2>&1; then \
 	  echo "error: this book needs Python 3.11, 3.12 or 3.13, and no '$(PYTHON)' was found."; \
 	  echo "Install one and run again, or name it: make $(MAKECMDGOALS) PYTHON=/path/to/python3.11"; \
@@ -67,10 +72,19 @@ $(STAMP): requirements.txt code/pyproject.toml
 	fi
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt
-	@touch $(STAMP)
 
-book: $(STAMP)
+# `make book` and `make links` need only the Jupyter Book stack (requirements-book.txt,
+# a minute from a fresh clone); everything else needs all of requirements.txt, which
+# includes it (TensorFlow and the test tools: a few minutes more).
+$(BOOK_STAMP): requirements-book.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r requirements-book.txt
+	@touch $(BOOK_STAMP)
+
+$(STAMP): requirements.txt requirements-book.txt code/pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	@touch $(BOOK_STAMP) $(STAMP)
+
+book: $(BOOK_STAMP)
 	$(BIN)/jupyter-book build --all -W -n --keep-going .
 	@echo "The book is in _build/html: open _build/html/index.html in a browser."
 
@@ -107,7 +121,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix code tests tools chapters
 
 unit: $(STAMP)
-	$(PYTEST) tests/unit
+	$(PYTEST) -n $(JOBS) tests/unit
 
 # The property tests (Hypothesis's marker), each with 2000 new random examples instead
 # of the book's fixed ones: the profile "thorough" of tests/conftest.py.
@@ -129,9 +143,12 @@ mutation: $(STAMP)
 stored: $(STAMP)
 	$(PYTEST) tests/notebooks
 
+# Two notebooks at a time (JOBS=1 for one), each notebook whole on one pytest-xdist worker
+# with its own kernel and one BLAS thread: the same outputs, compared cell by cell.
 nbval: $(STAMP)
 	$(PYTEST) --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
-	  --durations=0 --ignore-glob='*_exercise.ipynb' $(or $(NB),chapters)
+	  -n $(JOBS) --dist loadfile --durations=0 --ignore-glob='*_exercise.ipynb' \
+	  $(or $(NB),chapters)
 
 pages: $(STAMP)
 	$(PYTEST) tests/build
@@ -142,7 +159,7 @@ pages: $(STAMP)
 # LINKS=online fetches the external links too (it needs the network: CI's weekly job),
 # with a copy of _config.yml that lacks the line telling linkcheck to skip them.
 LINKCHECK := --builder custom --custom-builder linkcheck -W -n --keep-going
-links: $(STAMP)
+links: $(BOOK_STAMP)
 ifeq ($(LINKS),online)
 	mkdir -p _build && grep -v '^ *linkcheck_ignore:' _config.yml > _build/config-online.yml
 	$(BIN)/jupyter-book build --config _build/config-online.yml $(LINKCHECK) .
@@ -158,7 +175,7 @@ browser: $(STAMP)
 # Then the workbook's exercise notebooks follow their solutions (which carry the kernel's
 # metadata).
 execute: $(STAMP)
-	$(BIN)/python tools/execute.py $(NB)
+	$(BIN)/python tools/execute.py --jobs $(JOBS) $(NB)
 	$(BIN)/python tools/workbook.py
 
 # The exercise notebooks (chapters/*_exercise.ipynb) are generated: edit the solutions.
@@ -173,15 +190,16 @@ lab: $(STAMP)
 
 # The book on seeds it was not written on, and without the floating-point settings above
 # (a reader on Binder or a laptop has none): OpenBLAS, NumPy, oneDNN and XLA pick their
-# own kernels for this CPU. Outputs change; asserts must still hold. Only OpenBLAS's
-# thread count stays at 1: on these small matrices two threads on a busy 2-core machine
-# make a notebook up to 30 times slower, and the kernels, not the threads, are what
-# move the last bits. The executed copies go to _build/robust; the chapters stay.
+# own kernels for this CPU. Outputs change; asserts must still hold. The thread count
+# stays at 1 (bnbook sets it anyway, for every reader): on these small matrices a second
+# thread on a busy 2-core machine makes a notebook many times slower, and the kernels, not
+# the threads, are what move the last bits. Two notebooks at a time (JOBS); the executed
+# copies go to _build/robust, the chapters stay.
 SEED_OFFSET ?= 1000
 FP_SETTINGS := OPENBLAS_CORETYPE NPY_DISABLE_CPU_FEATURES ONEDNN_MAX_CPU_ISA XLA_FLAGS
 robust: $(STAMP)
 	env $(addprefix -u ,$(FP_SETTINGS)) BNBOOK_SEED_OFFSET=$(SEED_OFFSET) \
-	  $(BIN)/python tools/execute.py --out _build/robust $(NB)
+	  $(BIN)/python tools/execute.py --out _build/robust --jobs $(JOBS) $(NB)
 
 # A notebook at N seed offsets drawn at random (printed: OFFSETS=a,b,... reruns them), two
 # runs at a time, without the floating-point settings: a table of each assert (how many

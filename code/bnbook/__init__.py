@@ -2,6 +2,7 @@
 
 The modules are imported one by one (``from bnbook.data import load_digits_split``)
 so that a chapter that does not use TensorFlow never pays for its import.
+Importing the package limits BLAS and OpenMP to one thread (see ``_limit_threads``).
 """
 
 import inspect
@@ -14,6 +15,43 @@ import textwrap
 __version__ = "0.1.0"
 
 __all__ = ["glue_number", "seeds", "show"]
+
+# The variables that BLAS and OpenMP libraries read when they are loaded.
+_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _thread_limit():
+    """The thread limit asked for by ``BNBOOK_THREADS``: an int >= 1, or None for none."""
+    text = os.environ.get("BNBOOK_THREADS", "1").strip()
+    if text == "all":
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(
+            f"BNBOOK_THREADS must be a whole number >= 1 or 'all', got {text!r}"
+        )
+    return int(text)
+
+
+def _limit_threads():
+    """Run BLAS and OpenMP on one thread (``BNBOOK_THREADS=all`` keeps their default).
+
+    The book's matrices are tiny: a second BLAS thread saves nothing on them, and when
+    another process holds a core it spins, waiting, and a notebook runs 10-20 times
+    slower. Libraries already loaded (NumPy's OpenBLAS) are limited through
+    threadpoolctl; those loaded later (SciPy's, with scikit-learn) read the variables.
+    """
+    limit = _thread_limit()
+    if limit is None:
+        return
+    for name in _THREAD_VARIABLES:
+        os.environ[name] = str(limit)
+    import numpy  # noqa: F401  (loads NumPy's OpenBLAS, so that the limit reaches it)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=limit)
+
+
+_limit_threads()
 
 
 def seeds(n):
