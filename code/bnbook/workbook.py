@@ -10,15 +10,25 @@ which input, expected against received. A right implementation gets one printed 
 - :func:`check_forward`: ``forward(x, gamma, beta, eps) -> (y, cache)``, x (N, D);
 - :func:`check_backward`: ``backward(dy, cache) -> (dx, dgamma, dbeta)``;
 - :func:`check_spatial_forward`: ``forward`` for x (N, H, W, C), per channel;
-- :func:`check_layer`: a layer class with Keras's defaults and moving statistics.
+- :func:`check_layer`: a layer class with Keras's defaults and moving statistics;
+- :func:`check_trainable_layer`: the same layer with ``backward`` and ``params()``.
+
+When a check fails, the traceback shows the reader's own lines and one line of the
+check: the check's other frames carry ``__tracebackhide__``, which IPython skips.
 """
 
+import functools
 import inspect
+import sys
 from typing import NamedTuple
 
 import numpy as np
 
-from bnbook.batchnorm import batch_norm_backward, batch_norm_forward
+from bnbook.batchnorm import (
+    batch_norm_backward,
+    batch_norm_backward_staged,
+    batch_norm_forward,
+)
 from bnbook.checks import check_callable
 
 __all__ = [
@@ -27,11 +37,27 @@ __all__ = [
     "check_forward",
     "check_layer",
     "check_spatial_forward",
+    "check_trainable_layer",
 ]
 
 
 class CheckFailed(AssertionError):
     """The reader's code gave a wrong answer; the message says what, and why."""
+
+
+def _reported(check):
+    """``check`` raising its CheckFailed from one short frame: IPython hides the
+    check's inner frames, and the reader sees the message and their own line."""
+
+    @functools.wraps(check)
+    def run(*args):
+        __tracebackhide__ = True
+        try:
+            return check(*args)
+        except CheckFailed as failed:
+            raise CheckFailed(str(failed)) from failed.__cause__
+
+    return run
 
 
 class Case(NamedTuple):
@@ -45,9 +71,19 @@ class Case(NamedTuple):
     axes: tuple  # the axes batch norm reduces over
 
 
-def _cases(shape):
-    """float64 with eps 1e-3 and 0.5, float32, float32 with a large mean (x, shape)."""
-    rng = np.random.default_rng(0)
+def _cases(shape, odd_shape=None):
+    """float64 with eps 1e-3 and 0.5, float32, float32 with a large mean (x, shape),
+    and float64 with eps 1e-3 on an odd batch of another shape (x, odd_shape)."""
+    cases = _cases_of(shape)
+    if odd_shape is not None:
+        odd = _cases_of(odd_shape, seed=2)[0]
+        name = f"an odd batch with ε = 0.001 (x of shape {odd_shape}, float64)"
+        cases.append(odd._replace(name=name))
+    return cases
+
+
+def _cases_of(shape, seed=0):
+    rng = np.random.default_rng(seed)
     n_features, axes = shape[-1], tuple(range(len(shape) - 1))
     mean = rng.uniform(-3, 3, n_features)
     std = rng.uniform(0.5, 3, n_features)
@@ -76,14 +112,16 @@ def _cases(shape):
 # ---------------------------------------------------------------------------------
 
 
-def _call(function, what, case_name, *, keywords=(), **arguments):
+def _call(function, what, case_name, *, keywords=(), local=None, **arguments):
     """``function(*arguments)``, those named in ``keywords`` by name, as a check sees
-    it: an exception, or an argument changed in place, becomes a CheckFailed."""
+    it: an exception, or an argument changed in place, becomes a CheckFailed. If
+    ``local`` is a dict, it receives the variables of ``function`` as it returns."""
+    __tracebackhide__ = True
     kept = {name: np.copy(a) for name, a in arguments.items() if _is_array(a)}
     args = [a for name, a in arguments.items() if name not in keywords]
     kwargs = {name: a for name, a in arguments.items() if name in keywords}
     try:
-        with np.errstate(all="ignore"):  # a NaN is reported below, not warned about
+        with np.errstate(all="ignore"), _locals_of(function, local):
             result = function(*args, **kwargs)
     except NotImplementedError as error:
         raise CheckFailed(
@@ -102,6 +140,26 @@ def _call(function, what, case_name, *, keywords=(), **arguments):
                 f"(x - mu makes one; x -= mu overwrites the caller's x). On {case_name}."
             )
     return result
+
+
+class _locals_of:
+    """Within the block, ``into`` (a dict) receives the variables of ``function``'s
+    frame when it returns; nothing happens if ``into`` is None."""
+
+    def __init__(self, function, into):
+        self.code, self.into = getattr(function, "__code__", None), into
+
+    def __enter__(self):
+        self.before = sys.getprofile()
+        if self.into is not None and self.code is not None:
+            sys.setprofile(self._profile)
+
+    def _profile(self, frame, event, arg):
+        if event == "return" and frame.f_code is self.code:
+            self.into.update(frame.f_locals)
+
+    def __exit__(self, *exc):
+        sys.setprofile(self.before)
 
 
 def _is_array(a):
@@ -154,26 +212,48 @@ def _pair(result, what, names):
 # ---------------------------------------------------------------------------------
 
 
+def _tolerance(dtype):
+    """The relative error a check allows: float64's rounding, or float32's."""
+    return 1e-9 if dtype == np.float64 else 2e-4
+
+
+def _scale(expected):
+    """The size errors are measured against: the largest |expected|, at least 1."""
+    return max(1.0, float(np.nanmax(np.abs(expected), initial=0)))
+
+
 def _close(received, expected, dtype):
     """Equal to the rounding of ``dtype``, relative to the size of ``expected``."""
-    tol = 1e-9 if dtype == np.float64 else 2e-4
-    scale = max(1.0, float(np.nanmax(np.abs(expected), initial=0)))
+    tol = _tolerance(dtype)
     with np.errstate(all="ignore"):
         return received.shape == expected.shape and np.allclose(
-            received, expected, rtol=tol, atol=tol * scale, equal_nan=True
+            received, expected, rtol=tol, atol=tol * _scale(expected), equal_nan=True
         )
 
 
+def _tell_apart(a, b):
+    """``a`` and ``b`` as text, with the fewest digits (at least 6) that differ."""
+    for digits in range(6, 18):
+        texts = f"{a:.{digits}g}", f"{b:.{digits}g}"
+        if texts[0] != texts[1]:
+            break
+    return texts
+
+
 def _difference(name, received, expected, case_name):
-    """Where ``received`` is furthest from ``expected``, in words."""
+    """Where ``received`` is furthest from ``expected``, how far, and what is allowed."""
     with np.errstate(all="ignore"):
         gap = np.abs(received.astype(np.float64) - expected)
     gap = np.where(np.isnan(gap), np.inf, gap)
     where = np.unravel_index(np.argmax(gap), gap.shape)
     index = tuple(int(i) for i in where)
+    got, want = _tell_apart(float(received[where]), float(expected[where]))
+    scale = _scale(expected)
     return (
-        f"On {case_name}, {name}{list(index)} is {received[where]:.6g}; expected "
-        f"{expected[where]:.6g}."
+        f"On {case_name}, {name}{list(index)} is {got}; expected {want}.\n"
+        f"Largest error {gap[where]:.2g}, relative to max(1, max|{name}|) = "
+        f"{scale:.3g}: {gap[where] / scale:.2g}; the check allows "
+        f"{_tolerance(received.dtype):g} in {received.dtype}."
     )
 
 
@@ -197,24 +277,75 @@ def _diagnose(name, received, case, expected, mistakes, what, fallback=None):
     )
 
 
+def _precision(received, case, expected):
+    """For an output computed in a lower precision than its dtype: which (or None)."""
+    dtype = received.dtype
+    for low in (np.float16, np.float32):
+        if np.finfo(low).bits < np.finfo(dtype).bits:
+            with np.errstate(all="ignore"):
+                exact = np.array_equal(received.astype(low).astype(dtype), received)
+            if exact:
+                return (
+                    f"every value of your output is a {np.dtype(low)} number: it was "
+                    f"computed in {np.dtype(low)} and converted back to {dtype}. "
+                    f"Compute in the dtype of x, {dtype}."
+                )
+    with np.errstate(all="ignore"):
+        error = float(np.nanmax(np.abs(received - expected))) / _scale(expected)
+    if dtype == np.float64 and error < 1e-5:
+        return (
+            f"your output is right to about {-np.log10(error):.0f} significant "
+            "digits, float32's precision, not float64's: part of the computation "
+            "runs in float32 (a float32 array or constant): keep the dtype of x."
+        )
+    return None
+
+
 def _float64(case):
     return (a.astype(np.float64) for a in (case.x, case.gamma, case.beta))
 
 
-def _normalized(case, axes=None, ddof=0, eps=None, root=True, center=True):
+def _normalized(
+    case, axes=None, ddof=0, eps=None, root=True, center=True, var_axes=None
+):
     """x̂ in float64, with the knobs the typical mistakes turn."""
     x, _, _ = _float64(case)
     axes = case.axes if axes is None else axes
+    var_axes = axes if var_axes is None else var_axes
     eps = case.eps if eps is None else eps
     mu = x.mean(axis=axes, keepdims=True)
-    var = x.var(axis=axes, ddof=ddof, keepdims=True)
+    var = ((x - x.mean(axis=var_axes, keepdims=True)) ** 2).mean(
+        axis=var_axes, keepdims=True
+    ) * (1 if ddof == 0 else _count(x, var_axes) / (_count(x, var_axes) - ddof))
     scale = np.sqrt(var + eps) if root else var + eps
     return ((x - mu) if center else x) / scale
+
+
+def _count(x, axes):
+    """How many values each statistic over ``axes`` averages."""
+    return x.size // np.mean(x, axis=axes).size
 
 
 def _y(case, **knobs):
     _, gamma, beta = _float64(case)
     return gamma * _normalized(case, **knobs) + beta
+
+
+def _y_divided_by_n(case):
+    """Per-channel statistics whose sums are divided by N, not N * H * W."""
+    x, gamma, beta = _float64(case)
+    n = len(x)
+    mu = x.sum(axis=case.axes, keepdims=True) / n
+    var = ((x - mu) ** 2).sum(axis=case.axes, keepdims=True) / n
+    return gamma * (x - mu) / np.sqrt(var + case.eps) + beta
+
+
+def _y_reshaped(case):
+    """Statistics per row of ``x.reshape(C, -1)``, which mixes the channels."""
+    x, gamma, beta = _float64(case)
+    rows = x.reshape(x.shape[-1], -1)
+    mu, var = rows.mean(axis=1, keepdims=True), rows.var(axis=1, keepdims=True)
+    return gamma * ((rows - mu) / np.sqrt(var + case.eps)).reshape(x.shape) + beta
 
 
 def _forward_mistakes(case):
@@ -251,6 +382,19 @@ def _forward_mistakes(case):
             lambda c: _y(c, root=False),
         ),
         (
+            "your output matches ε squared, sqrt(var + eps**2): add eps itself.",
+            lambda c: _y(c, eps=c.eps**2),
+        ),
+        (
+            "your output matches ε subtracted, sqrt(var - eps): add it.",
+            lambda c: _y(c, eps=-c.eps),
+        ),
+        (
+            "your output matches ε added after the division, (x - mu) / sqrt(var) + "
+            "eps: add it to the variance, under the square root.",
+            lambda c: gamma * (_normalized(c, eps=0.0) + c.eps) + beta,
+        ),
+        (
             "your output matches x not centred: subtract the mean, (x - mu), before "
             "dividing.",
             lambda c: _y(c, center=False),
@@ -267,6 +411,11 @@ def _forward_mistakes(case):
             lambda c: beta * x_hat + gamma,
         ),
         ("β is not added: y = gamma * x_hat + beta.", lambda c: gamma * x_hat),
+        (
+            "β is added inside the scaling, gamma * (x_hat + beta): add it after, "
+            "y = gamma * x_hat + beta.",
+            lambda c: gamma * (x_hat + beta),
+        ),
         ("x_hat is not scaled by γ: y = gamma * x_hat + beta.", lambda c: x_hat + beta),
         ("your output is x_hat: γ and β are not applied.", lambda c: x_hat),
     ]
@@ -286,11 +435,34 @@ def _var(case):
 
 
 def _axes_mistakes(case, wrong_axes):
-    """(message, formula) for statistics over the wrong axes."""
-    return [
+    """(message, formula) for statistics over the wrong axes: both, or the mean or
+    the variance alone."""
+    right = case.axes
+    both = [
         (message, lambda c, axes=axes: _y(c, axes=axes))
         for axes, message in wrong_axes.items()
     ]
+    mean_only = [
+        (
+            f"your mean is over axis={_axes_text(axes)}, your variance over "
+            f"axis={_axes_text(right)}: take both over axis={_axes_text(right)}.",
+            lambda c, axes=axes: _y(c, axes=axes, var_axes=right),
+        )
+        for axes in wrong_axes
+    ]
+    var_only = [
+        (
+            f"your mean is over axis={_axes_text(right)}, your variance over "
+            f"axis={_axes_text(axes)}: take both over axis={_axes_text(right)}.",
+            lambda c, axes=axes: _y(c, var_axes=axes),
+        )
+        for axes in wrong_axes
+    ]
+    return both + mean_only + var_only
+
+
+def _axes_text(axes):
+    return str(axes[0]) if len(axes) == 1 else str(tuple(axes))
 
 
 DENSE_AXES = {
@@ -313,7 +485,24 @@ SPATIAL_AXES = {
     "here the channels are last, (N, H, W, C), so reduce over axis=(0, 1, 2).",
     (0, 1): "your statistics are over N and H only: reduce over N, H and W, "
     "axis=(0, 1, 2).",
+    (3,): "your statistics are over the channels (axis 3), one per example and "
+    "position: batch norm takes one per channel, over N, H and W: axis=(0, 1, 2).",
 }
+
+# Wrong per-channel statistics that no choice of axes gives.
+SPATIAL_MISTAKES = [
+    (
+        "your mean and variance divide sums over N, H and W by N, the batch size: "
+        "divide by N * H * W, the number of values of each channel (np.mean does).",
+        _y_divided_by_n,
+    ),
+    (
+        "your statistics come from x.reshape(C, -1), which mixes the channels (C is "
+        "last in memory): reshape to (-1, C) and reduce over axis 0, or reduce over "
+        "axis=(0, 1, 2) directly.",
+        _y_reshaped,
+    ),
+]
 
 
 # ---------------------------------------------------------------------------------
@@ -321,40 +510,50 @@ SPATIAL_AXES = {
 # ---------------------------------------------------------------------------------
 
 
+@_reported
 def check_forward(forward):
     """Check ``forward(x, gamma, beta, eps) -> (y, cache)`` for x of shape (N, D), in
     training mode: batch statistics per feature (over axis 0)."""
     check_callable(forward, "forward")
-    _check_forward(forward, (16, 5), DENSE_AXES)
+    _check_forward(forward, DENSE, DENSE_AXES)
     print(
         "check_forward passed: the right y on 4 inputs of shape (16, 5) (float64 and "
-        "float32, ε = 0.001 and 0.5, a feature of mean 1000 in float32)."
+        "float32, ε = 0.001 and 0.5, a feature of mean 1000 in float32) and an odd "
+        "batch of shape (7, 3)."
     )
 
 
+@_reported
 def check_spatial_forward(forward):
     """Check ``forward(x, gamma, beta, eps) -> (y, cache)`` for x of shape
     (N, H, W, C): statistics per channel, over N, H and W."""
     check_callable(forward, "forward")
-    _check_forward(forward, (6, 3, 4, 5), SPATIAL_AXES)
+    _check_forward(forward, SPATIAL, SPATIAL_AXES)
     print(
         "check_spatial_forward passed: the right y on 4 inputs of shape (6, 3, 4, 5) "
-        "(N, H, W, C), statistics per channel."
+        "(N, H, W, C) and one of shape (3, 5, 2, 4), statistics per channel."
     )
 
 
-def _check_forward(forward, shape, wrong_axes, what="forward"):
+# The shapes of the inputs: most, and an odd batch (H and W differ in both).
+DENSE = (16, 5), (7, 3)
+SPATIAL = (6, 3, 4, 5), (3, 5, 2, 4)
+
+
+def _check_forward(forward, shapes, wrong_axes, what="forward"):
     """Run ``forward`` on every case; CheckFailed at the first wrong output. Returns
     the cases with the reader's caches, for the backward check."""
     cached = []
-    for i, case in enumerate(_cases(shape)):
+    for i, case in enumerate(_cases(*shapes)):
         y, cache = _forward_output(forward, case, what)
         expected = _y(case)
         if not _close(y, expected, case.x.dtype):
             if i == 3:  # right until a large mean in float32
                 raise CheckFailed(_one_pass_message(what, y, expected, case))
             mistakes = _forward_mistakes(case) + _axes_mistakes(case, wrong_axes)
-            raise _diagnose("y", y, case, expected, mistakes, what)
+            if wrong_axes is SPATIAL_AXES:
+                mistakes += SPATIAL_MISTAKES
+            raise _diagnose("y", y, case, expected, mistakes, what, _precision)
         cached.append((case, cache))
     return cached
 
@@ -380,27 +579,34 @@ def _one_pass_message(what, y, expected, case):
 # ---------------------------------------------------------------------------------
 
 
+@_reported
 def check_backward(forward, backward):
     """Check ``backward(dy, cache) -> (dx, dgamma, dbeta)``, with the cache from the
     reader's own ``forward`` (checked first), for x of shape (N, D)."""
     check_callable(forward, "forward")
     check_callable(backward, "backward")
     cached = _check_forward(
-        forward, (16, 5), DENSE_AXES, what="forward (which backward needs right first)"
+        forward, DENSE, DENSE_AXES, what="forward (which backward needs right first)"
     )
     rng = np.random.default_rng(1)
-    for case, cache in cached[:3]:  # the large mean tests the forward pass only
+    del cached[3]  # the large mean tests the forward pass only
+    for case, cache in cached:
         dy = rng.standard_normal(case.x.shape).astype(case.x.dtype)
-        result = _call(backward, "backward", case.name, dy=dy, cache=cache)
+        nodes = {}
+        result = _call(backward, "backward", case.name, local=nodes, dy=dy, cache=cache)
         grads = _pair(result, "backward", ("dx", "dgamma", "dbeta"))
-        _check_gradients(grads, dy, case)
+        _check_gradients(grads, dy, case, nodes)
     print(
         "check_backward passed: dx, dgamma and dbeta right on 3 inputs of shape "
-        "(16, 5) (float64 and float32, ε = 0.001 and 0.5)."
+        "(16, 5) (float64 and float32, ε = 0.001 and 0.5) and an odd batch of shape "
+        "(7, 3)."
     )
 
 
-def _check_gradients(grads, dy, case):
+def _check_gradients(grads, dy, case, nodes=None, what="backward"):
+    """CheckFailed if (dx, dgamma, dbeta) is wrong, naming the mistake; ``nodes``, the
+    reader's variables, name the first wrong intermediate gradient if no known
+    mistake matches."""
     n, d = case.x.shape
     shapes = [getattr(value, "shape", None) for value in grads]
     if shapes[0] != (n, d) and (n, d) in shapes[1:]:
@@ -411,29 +617,96 @@ def _check_gradients(grads, dy, case):
         )
     dx, dgamma, dbeta = grads
     for name, value in (("dgamma", dgamma), ("dbeta", dbeta)):
-        _check_parameter_shape(value, name, n, d)
-    dx = _array(dx, "dx", "backward", case.x.shape, case.x.dtype)
-    dgamma = _array(dgamma, "dgamma", "backward", (d,), case.x.dtype)
-    dbeta = _array(dbeta, "dbeta", "backward", (d,), case.x.dtype)
-    x, gamma, beta = _float64(case)
+        _check_parameter_shape(value, name, n, d, what)
+    dx = _array(dx, "dx", what, case.x.shape, case.x.dtype)
+    dgamma = _array(dgamma, "dgamma", what, (d,), case.x.dtype)
+    dbeta = _array(dbeta, "dbeta", what, (d,), case.x.dtype)
     dy64 = dy.astype(np.float64)
-    _, cache = batch_norm_forward(x, gamma, beta, axis=1, epsilon=case.eps)
-    dx_ref, dgamma_ref, dbeta_ref = batch_norm_backward(dy64, cache)
-    ref = {"dx": dx_ref, "dgamma": dgamma_ref, "dbeta": dbeta_ref}
+    ref = dict(zip(("dx", "dgamma", "dbeta"), _gradients(case, dy64), strict=True))
     got = {"dx": dx, "dgamma": dgamma, "dbeta": dbeta}
     dtype = case.x.dtype
     if _close(dgamma, ref["dbeta"], dtype) and _close(dbeta, ref["dgamma"], dtype):
         raise CheckFailed(
-            "backward: dgamma and dbeta are swapped: return (dx, dgamma, dbeta), with "
+            f"{what}: dgamma and dbeta are swapped: return (dx, dgamma, dbeta), with "
             "dgamma = sum(dy * x_hat) and dbeta = sum(dy)."
         )
     mistakes = _gradient_mistakes(case, dy64)
     for name in ("dbeta", "dgamma", "dx"):
         if not _close(got[name], ref[name], dtype):
-            fallback = _dx_unknown if name == "dx" else None
+            fallback = None
+            if name == "dx":
+
+                def fallback(received, case, expected):
+                    return _first_wrong_node(nodes or {}, case, dy64) or _dx_unknown(
+                        received, case, expected
+                    )
+
             raise _diagnose(
-                name, got[name], case, ref[name], mistakes[name], "backward", fallback
+                name, got[name], case, ref[name], mistakes[name], what, fallback
             )
+
+
+# The staged graph's nodes in the order backward reaches them, the names a reader may
+# give their gradients, and how each is computed from the one before.
+NODES = [
+    ("x_hat", ("dx_hat", "dxhat", "dx_norm"), "dx_hat = gamma * dy"),
+    (
+        "inv_std",
+        ("dinv_std", "dinvstd", "divar", "dinv"),
+        "dinv_std = sum(dx_hat * x_centered, axis=0)",
+    ),
+    ("std", ("dstd", "dsqrtvar"), "dstd = -dinv_std / std**2"),
+    ("var", ("dvar", "dvariance"), "dvar = -0.5 * inv_std**3 * dinv_std"),
+    ("sq", ("dsq",), "dsq = dvar / m, the same for every example"),
+    (
+        "x_centered",
+        ("dx_centered", "dxc", "dxmu"),
+        "dx_centered = inv_std * dx_hat + 2 / m * x_centered * dvar: x_centered "
+        "reaches the loss through x_hat and through var",
+    ),
+    ("mu", ("dmu", "dmean"), "dmu = -sum(dx_centered, axis=0)"),
+]
+
+
+def _node_gradients(case, dy):
+    """The loss's gradient with respect to every node of the staged graph, float64."""
+    x, gamma, beta = _float64(case)
+    _, cache = batch_norm_forward(x, gamma, beta, axis=-1, epsilon=case.eps)
+    *_, nodes = batch_norm_backward_staged(dy, cache, return_nodes=True)
+    std = 1 / cache.inv_std
+    nodes["std"] = -nodes["inv_std"] / std**2
+    nodes["sq"] = np.broadcast_to(nodes["var"] / len(x), x.shape)
+    return nodes
+
+
+def _first_wrong_node(local, case, dy):
+    """For a dx that matches no known mistake: the first of the reader's named
+    intermediate gradients that is wrong, and how to compute it (or None)."""
+    right = _node_gradients(case, dy)
+    checked = []
+    for node, names, formula in NODES:
+        for name in names:
+            value = local.get(name)
+            if not isinstance(value, np.ndarray) or value.size not in (
+                right[node].size,
+                right[node].shape[-1],
+            ):
+                continue
+            try:
+                value, expected = np.broadcast_arrays(value, right[node])
+            except ValueError:
+                continue
+            if not _close(value, expected, case.x.dtype):
+                before = ", ".join(checked) or "none"
+                return (
+                    f"{name}, the gradient of {node}, is the first of your "
+                    f"intermediate gradients that is wrong (right before it: {before}): "
+                    f"{formula}.\n"
+                    + _difference(name, np.asarray(value), expected, case.name)
+                )
+            checked.append(name)
+            break
+    return None
 
 
 def _dx_unknown(dx, case, expected):
@@ -468,16 +741,23 @@ def _dx_unknown(dx, case, expected):
     return None
 
 
-def _check_parameter_shape(value, name, n, d):
+def _gradients(case, dy):
+    """The right (dx, dgamma, dbeta) for ``case`` and ``dy``, in float64."""
+    x, gamma, beta = _float64(case)
+    _, cache = batch_norm_forward(x, gamma, beta, axis=1, epsilon=case.eps)
+    return batch_norm_backward(dy.astype(np.float64), cache)
+
+
+def _check_parameter_shape(value, name, n, d, what="backward"):
     shape = getattr(value, "shape", None)
     if shape == (n, d):
         raise CheckFailed(
-            f"backward gave {name} of shape {(n, d)}, the shape of x: sum over the "
+            f"{what} gave {name} of shape {(n, d)}, the shape of x: sum over the "
             f"batch (axis 0), to one number per feature, shape ({d},)."
         )
     if shape == (n,):
         raise CheckFailed(
-            f"backward gave {name} of shape ({n},): it is summed over the features "
+            f"{what} gave {name} of shape ({n},): it is summed over the features "
             f"(axis 1); sum over the batch (axis 0) instead, to shape ({d},)."
         )
 
@@ -582,44 +862,155 @@ def _dx_mistakes(case, dy):
             "dx is missing the factor γ: dy reaches x_hat as dx_hat = gamma * dy.",
             lambda c: _dx(c, dy, gamma=False),
         ),
+        (
+            "dx adds the x_hat term, + x_hat * mean(dy * x_hat): it is subtracted, "
+            "dx = gamma * s * (dy - mean(dy) - x_hat * mean(dy * x_hat)).",
+            lambda c: _compact_dx(c, dy, var_weight=-1),
+        ),
+        (
+            "dx matches dvar without the factor -1/2: the derivative of "
+            "(var + eps)**-1/2 is -1/2 * (var + eps)**-3/2.",
+            lambda c: _compact_dx(c, dy, var_weight=-2),
+        ),
+        (
+            "the path through the variance lacks 1/m: var = mean(x_centered**2), so "
+            "d var / d x_centered = 2 * x_centered / m.",
+            lambda c: _compact_dx(c, dy, var_weight=len(c.x)),
+        ),
+        (
+            "the path through the mean lacks 1/m: mu = mean(x), so each example gets "
+            "dmu / m.",
+            lambda c: _compact_dx(c, dy, mean_weight=len(c.x)),
+        ),
+        (
+            "the path through the mean divides by m - 1: mu = mean(x) divides by m.",
+            lambda c: _compact_dx(c, dy, mean_weight=len(c.x) / (len(c.x) - 1)),
+        ),
+        (
+            f"dx matches m = x.shape[1] = {case.x.shape[1]}, the number of features: m "
+            f"is the batch size, x.shape[0] = {len(case.x)}.",
+            lambda c: _compact_dx(
+                c,
+                dy,
+                mean_weight=len(c.x) / c.x.shape[1],
+                var_weight=len(c.x) / c.x.shape[1],
+            ),
+        ),
+        (
+            "dx uses x_centered where the formula has x_hat: "
+            "dx = gamma * s * (dy - mean(dy) - x_hat * mean(dy * x_hat)).",
+            lambda c: _compact_dx(c, dy, x_hat=_centered(c)),
+        ),
+        (
+            "γ * s multiplies dy alone: it multiplies the whole bracket, "
+            "gamma * s * (dy - mean(dy) - x_hat * mean(dy * x_hat)).",
+            lambda c: _compact_dx(c, dy, scaled=1),
+        ),
+        (
+            "γ * s multiplies (dy - mean(dy)) alone: it multiplies the whole bracket, "
+            "gamma * s * (dy - mean(dy) - x_hat * mean(dy * x_hat)).",
+            lambda c: _compact_dx(c, dy, scaled=2),
+        ),
     ]
+
+
+def _centered(case):
+    x, _, _ = _float64(case)
+    return x - x.mean(axis=0)
+
+
+def _compact_dx(case, dy, mean_weight=1, var_weight=1, x_hat=None, scaled=3):
+    """The compact dx, gamma * s * (dy - mean(dy) - x_hat * mean(dy * x_hat)), with
+    the mean and x_hat terms weighted, another x_hat, or only the first ``scaled``
+    terms multiplied by gamma * s."""
+    x, g, _ = _float64(case)
+    x_hat = _normalized(case) if x_hat is None else x_hat
+    gs = g / np.sqrt(x.var(axis=0) + case.eps)
+    terms = [
+        dy,
+        -mean_weight * dy.mean(axis=0),
+        -var_weight * x_hat * (dy * x_hat).mean(axis=0),
+    ]
+    return sum(gs * t if i < scaled else t for i, t in enumerate(terms))
 
 
 # ---------------------------------------------------------------------------------
 # A layer with moving statistics
 # ---------------------------------------------------------------------------------
 
-MOMENTUM, EPSILON = 0.99, 1e-3
+KERAS = {"momentum": 0.99, "epsilon": 1e-3}  # Keras's defaults
+OTHER = {"momentum": 0.9, "epsilon": 0.01}  # given as keywords, they must be used
 ATTRIBUTES = {"gamma": 1.0, "beta": 0.0, "moving_mean": 0.0, "moving_variance": 1.0}
 
 
+class Built(NamedTuple):
+    """A layer of the reader's class, with the settings it was built with."""
+
+    layer: object
+    momentum: float
+    epsilon: float
+    name: str  # "" for Keras's defaults, else the call that built it
+
+
+@_reported
 def check_layer(layer_class):
     """Check a layer class: ``layer_class(num_features)`` with Keras's defaults
-    (momentum 0.99, epsilon 1e-3); ``layer(x, training=...)`` returns y; the
-    attributes ``gamma``, ``beta``, ``moving_mean`` and ``moving_variance``."""
+    (momentum 0.99, epsilon 1e-3), and ``layer_class(num_features, momentum=0.9,
+    epsilon=0.01)``; ``layer(x, training=...)`` returns y; the attributes ``gamma``,
+    ``beta``, ``moving_mean`` and ``moving_variance``, the moving statistics new
+    arrays after each training call."""
+    _check_class(layer_class)
+    _check_layer(layer_class)
+    print(
+        "check_layer passed: initial values, training and inference outputs, and the "
+        "moving statistics through two training calls, with Keras's defaults and with "
+        "momentum=0.9, epsilon=0.01."
+    )
+
+
+def _check_class(layer_class):
     if not inspect.isclass(layer_class):
         raise TypeError(
             f"layer_class must be a class, got {type(layer_class).__name__}"
         )
-    n, d = 16, 5
-    layer = _new_layer(layer_class, d)
-    case = _cases((n, d))[0]
-    gamma, beta = case.gamma, case.beta
-    layer.gamma, layer.beta = gamma.copy(), beta.copy()
-    _check_inference(layer, case, "a new layer")
-    _check_training(layer, case)
-    shifted = case._replace(x=case.x * 2 + 1, name="a second batch, 2 x + 1")
-    _check_training(layer, shifted)
-    _check_inference(layer, shifted, "after two training calls")
-    print(
-        "check_layer passed: initial values, training and inference outputs, and the "
-        "moving statistics through two training calls."
-    )
 
 
-def _new_layer(layer_class, d):
-    what = f"{layer_class.__name__}({d})"
-    layer = _call(layer_class, what, "a new layer", num_features=d)
+def _check_layer(layer_class):
+    __tracebackhide__ = True
+    d = 5
+    for settings in (None, OTHER):
+        built = _new_layer(layer_class, d, settings)
+        case = _cases((16, d))[0]
+        built.layer.gamma, built.layer.beta = case.gamma.copy(), case.beta.copy()
+        _check_inference(built, case, "a new layer")
+        _check_training(built, case)
+        shifted = case._replace(x=case.x * 2 + 1, name="a second batch, 2 x + 1")
+        _check_training(built, shifted)
+        _check_inference(built, shifted, "after two training calls")
+
+
+def _new_layer(layer_class, d, settings=None):
+    """The reader's layer with ``settings`` as keywords (None: Keras's defaults)."""
+    __tracebackhide__ = True
+    keywords = "".join(f", {k}={v:g}" for k, v in (settings or {}).items())
+    what = f"{layer_class.__name__}({d}{keywords})"
+    try:
+        layer = _call(
+            layer_class,
+            what,
+            "a new layer",
+            keywords=tuple(settings or ()),
+            num_features=d,
+            **(settings or {}),
+        )
+    except CheckFailed as failed:
+        if settings and isinstance(failed.__cause__, TypeError):
+            raise CheckFailed(
+                f"{what} raised TypeError: {failed.__cause__}\n__init__ should take "
+                "momentum and epsilon as keywords (Keras's names), with Keras's "
+                "defaults: __init__(self, num_features, momentum=0.99, epsilon=1e-3)."
+            ) from failed.__cause__
+        raise
     for name, value in ATTRIBUTES.items():
         if not hasattr(layer, name):
             raise CheckFailed(f"{what} has no attribute {name}: create it in __init__.")
@@ -634,7 +1025,8 @@ def _new_layer(layer_class, d):
                 f"{what}: {name} starts at {array}; Keras starts it at {value:g} "
                 "for every feature."
             )
-    return layer
+    rules = KERAS | (settings or {})
+    return Built(layer, rules["momentum"], rules["epsilon"], what if settings else "")
 
 
 def _moving(layer):
@@ -644,51 +1036,108 @@ def _moving(layer):
     }
 
 
-def _layer_call(layer, case, *training):
+def _layer_call(built, case, *training):
+    __tracebackhide__ = True
     what = "layer(x)" if not training else f"layer(x, training={training[0]})"
+    if built.name:
+        what += f" of {built.name}"
     arguments = {"x": case.x} | ({"training": training[0]} if training else {})
-    y = _call(layer, what, case.name, keywords=("training",), **arguments)
+    y = _call(built.layer, what, case.name, keywords=("training",), **arguments)
     return _array(y, "y", what, case.x.shape, case.x.dtype), what
 
 
-def _check_inference(layer, case, when):
-    before = _moving(layer)
+def _check_inference(built, case, when):
+    __tracebackhide__ = True
+    before = _moving(built.layer)
     mean, variance = before["moving_mean"], before["moving_variance"]
+    eps = built.epsilon
     for training in ((False,), ()):
-        y, what = _layer_call(layer, case, *training)
-        _check_unchanged(layer, before, what)
-        expected = _inference(case, mean, variance, EPSILON)
+        y, what = _layer_call(built, case, *training)
+        _check_unchanged(built.layer, before, what)
+        expected = _inference(case, mean, variance, eps)
         if not _close(y, expected, np.float64):
-            mistakes = [
-                (
-                    "in inference it normalizes with the batch's own statistics; use "
-                    "moving_mean and moving_variance.",
-                    lambda c: _y(c, eps=EPSILON),
-                ),
-                (
-                    "in inference it matches epsilon 1e-5 (PyTorch's default); Keras's "
-                    "is 1e-3.",
-                    lambda c: _inference(c, mean, variance, 1e-5),
-                ),
-                (
-                    "in inference it matches the formula without epsilon.",
-                    lambda c: _inference(c, mean, variance, 0.0),
-                ),
-            ]
-            raise _diagnose("y", y, case, expected, mistakes, f"{what}, {when}")
+            raise _diagnose(
+                "y",
+                y,
+                case._replace(eps=eps),
+                expected,
+                _inference_mistakes(mean, variance, built),
+                f"{what}, {when}",
+                _precision,
+            )
 
 
-def _inference(case, mean, variance, eps):
+def _inference_mistakes(mean, variance, built):
+    """(message, formula) for the typical wrong inference-mode outputs."""
+    eps = built.epsilon
+    return [
+        (
+            "in inference it normalizes with the batch's own statistics; use "
+            "moving_mean and moving_variance.",
+            lambda c: _y(c, eps=eps),
+        ),
+        *_ignored_epsilon(built, lambda c, e: _inference(c, mean, variance, e)),
+        (
+            "in inference it matches epsilon 1e-5 (PyTorch's default); Keras's "
+            "is 1e-3.",
+            lambda c: _inference(c, mean, variance, 1e-5),
+        ),
+        (
+            "in inference it matches the formula without epsilon.",
+            lambda c: _inference(c, mean, variance, 0.0),
+        ),
+        (
+            "in inference it adds epsilon outside the square root, "
+            "sqrt(moving_variance) + epsilon: add it under the root, "
+            "sqrt(moving_variance + epsilon).",
+            lambda c: _inference(c, mean, variance, eps, outside=True),
+        ),
+        (
+            "in inference it divides by moving_variance + epsilon itself: divide by "
+            "its square root.",
+            lambda c: _inference(c, mean, variance, eps, root=False),
+        ),
+        (
+            "in inference γ and β are swapped: y = gamma * x_hat + beta.",
+            lambda c: _inference(c, mean, variance, eps, swap=True),
+        ),
+    ]
+
+
+def _ignored_epsilon(built, formula):
+    """The mistake of a layer built with another epsilon that uses Keras's default."""
+    if built.epsilon == KERAS["epsilon"]:
+        return []
+    return [
+        (
+            f"it matches epsilon {KERAS['epsilon']:g}, Keras's default, not the "
+            f"epsilon={built.epsilon:g} it was built with: use self.epsilon.",
+            lambda c: formula(c, KERAS["epsilon"]),
+        )
+    ]
+
+
+def _inference(case, mean, variance, eps, outside=False, swap=False, root=True):
+    """The inference-mode output, or with ε outside the root, γ and β swapped, or a
+    division by the variance itself."""
     _, gamma, beta = _float64(case)
-    return gamma * (case.x - mean) / np.sqrt(variance + eps) + beta
+    if swap:
+        gamma, beta = beta, gamma
+    if not root:
+        scale = variance + eps
+    elif outside:
+        scale = np.sqrt(variance) + eps
+    else:
+        scale = np.sqrt(variance + eps)
+    return gamma * (case.x - mean) / scale + beta
 
 
 def _check_unchanged(layer, before, what):
     for name, value in _moving(layer).items():
         if not np.array_equal(value, before[name]):
-            if what == "layer(x)":
+            if what == "layer(x)" or what.startswith("layer(x) of "):
                 raise CheckFailed(
-                    f"layer(x), called without training, changed {name}: like Keras, "
+                    f"{what}, called without training, changed {name}: like Keras, "
                     "a call without training= should run in inference mode "
                     "(training=False by default)."
                 )
@@ -698,55 +1147,227 @@ def _check_unchanged(layer, before, what):
             )
 
 
-def _check_training(layer, case):
+def _check_training(built, case):
+    __tracebackhide__ = True
+    layer = built.layer
     before = _moving(layer)
-    y, what = _layer_call(layer, case, True)
-    expected = _y(case._replace(eps=EPSILON))
+    held = {name: getattr(layer, name) for name in before}  # as a caller keeps them
+    y, what = _layer_call(built, case, True)
+    c = case._replace(eps=built.epsilon)
+    expected = _y(c)
     if not _close(y, expected, np.float64):
+        old_mean = before["moving_mean"]
         mistakes = [
             (
                 "with training=True it normalizes with the moving statistics; use the "
                 "batch's mean and variance.",
-                lambda c: _inference(c, *before.values(), EPSILON),
+                lambda c: _inference(c, *before.values(), built.epsilon),
             ),
+            *_ignored_epsilon(built, lambda c, e: _y(c, eps=e)),
             (
                 "it matches epsilon 1e-5 (PyTorch's default); Keras's is 1e-3.",
                 lambda c: _y(c, eps=1e-5),
             ),
+            (
+                "its variance is taken around moving_mean, mean((x - moving_mean)**2): "
+                "take it around the batch's mean, mean((x - mu)**2).",
+                lambda c: _y_variance_around(c, old_mean),
+            ),
+            *_forward_mistakes(c),
         ]
-        raise _diagnose("y", y, case, expected, mistakes, what)
-    _check_moving(layer, before, case, what)
+        raise _diagnose("y", y, c, expected, mistakes, what, _precision)
+    _check_moving(built, before, case, what)
+    for name, array in held.items():
+        if not np.array_equal(array, before[name]):
+            raise CheckFailed(
+                f"{what} changed {name} in place: an array a caller kept "
+                f"(old = layer.{name}) moved with it. Assign a new array, "
+                f"self.{name} = momentum * self.{name} + (1 - momentum) * ..."
+            )
 
 
-def _check_moving(layer, before, case, what):
+def _y_variance_around(case, center):
+    x, gamma, beta = _float64(case)
+    var = ((x - center) ** 2).mean(axis=0)
+    return gamma * (x - x.mean(axis=0)) / np.sqrt(var + case.eps) + beta
+
+
+def _check_moving(built, before, case, what):
+    momentum = built.momentum
+    x = case.x.astype(np.float64)
     mu, var = _mean(case).ravel(), _var(case).ravel()
-    after = _moving(layer)
+    after = _moving(built.layer)
+    x_hat = _normalized(case._replace(eps=built.epsilon))
+    wrong_targets = {
+        "moving_mean": [
+            ("the mean of x_hat (0 after normalizing)", x_hat.mean(axis=0)),
+        ],
+        "moving_variance": [
+            (
+                "the unbiased variance (dividing by m - 1, as PyTorch does); Keras "
+                "uses the batch's biased variance, the one it normalizes with",
+                var * len(x) / (len(x) - 1),
+            ),
+            (
+                "the variance of x_hat (about 1 after normalizing): use the variance "
+                "of x, the batch's var",
+                x_hat.var(axis=0),
+            ),
+            (
+                "mean((x - moving_mean)**2), a variance around the moving mean: take "
+                "the batch's variance, around its own mean",
+                ((x - before["moving_mean"]) ** 2).mean(axis=0),
+            ),
+        ],
+    }
     for name, batch in (("moving_mean", mu), ("moving_variance", var)):
         old, new = before[name], after[name]
-        expected = MOMENTUM * old + (1 - MOMENTUM) * batch
-        if _close(new, expected, new.dtype):
+        if _close(new, momentum * old + (1 - momentum) * batch, new.dtype):
             continue
         if np.array_equal(new, old):
             raise CheckFailed(f"{what} did not change {name}: update it in training.")
-        if name == "moving_variance":
-            unbiased = var * len(case.x) / (len(case.x) - 1)
-            if _close(new, MOMENTUM * old + (1 - MOMENTUM) * unbiased, new.dtype):
-                raise CheckFailed(
-                    f"{what} moved moving_variance towards the unbiased variance "
-                    "(dividing by m - 1, as PyTorch does); Keras uses the batch's "
-                    "biased variance, the one it normalizes with."
-                )
-        raise CheckFailed(_momentum_message(what, name, old, new, batch))
+        for target, value in wrong_targets[name]:
+            if _close(new, momentum * old + (1 - momentum) * value, new.dtype):
+                raise CheckFailed(f"{what} moved {name} towards {target}.")
+        raise CheckFailed(_momentum_message(what, name, old, new, batch, momentum))
 
 
-def _momentum_message(what, name, old, new, batch):
+def _momentum_message(what, name, old, new, batch, momentum):
     with np.errstate(all="ignore"):
         moved = np.median((new - old) / (batch - old))
     detail = (
         f"{what} moved {name} {moved:.3g} of the way from its old value to the "
-        f"batch's; with momentum 0.99 it moves 0.01 of the way: "
+        f"batch's; with momentum {momentum:g} it moves {1 - momentum:.3g} of the way: "
         "moving = momentum * moving + (1 - momentum) * batch."
     )
-    if abs(moved - MOMENTUM) < 1e-6:
+    if abs(moved - momentum) < 1e-6:
         detail += " Your momentum weighs the batch instead of the old value."
+    elif momentum != KERAS["momentum"] and abs(moved - (1 - KERAS["momentum"])) < 1e-6:
+        detail += (
+            f" It moves as with Keras's default {KERAS['momentum']:g}, not the "
+            f"momentum={momentum:g} it was built with: use self.momentum."
+        )
     return detail
+
+
+# ---------------------------------------------------------------------------------
+# The layer inside a network: backward and params()
+# ---------------------------------------------------------------------------------
+
+LR = 0.1  # the step the params() check takes
+
+
+@_reported
+def check_trainable_layer(layer_class):
+    """Check a layer class for a network of the book (workbook page 5), in float64 as
+    the book's networks are: first :func:`check_layer`; then, after a training call,
+    ``layer.backward(dy)`` (dx, and ``layer.dgamma``, ``layer.dbeta``), and
+    ``layer.params()``: the pairs ``(gamma, dgamma)`` and ``(beta, dbeta)``, the
+    layer's own arrays, so that one step ``p -= lr * g`` moves the layer."""
+    _check_class(layer_class)
+    _check_layer(layer_class)
+    rng = np.random.default_rng(1)
+    for case in _cases(*DENSE):
+        if case.x.dtype == np.float64:
+            dy = rng.standard_normal(case.x.shape)
+            _check_layer_gradients(layer_class, case, dy)
+    print(
+        "check_trainable_layer passed: check_layer, then backward (dx, dgamma, dbeta) "
+        "on 3 float64 inputs and params(): the layer's own gamma and beta with their "
+        "gradients, one SGD step through them right."
+    )
+
+
+def _check_layer_gradients(layer_class, case, dy):
+    __tracebackhide__ = True
+    built = _new_layer(layer_class, case.x.shape[1], {"epsilon": case.eps})
+    layer = built.layer
+    layer.gamma[...], layer.beta[...] = case.gamma, case.beta  # the layer's own arrays
+    _layer_call(built, case, True)
+    what = "layer.backward(dy)"
+    dx = _call(layer.backward, what, case.name, dy=dy)
+    for name in ("dgamma", "dbeta"):
+        if not hasattr(layer, name):
+            raise CheckFailed(f"{what} did not set self.{name}: set it in backward.")
+    _check_gradients((dx, layer.dgamma, layer.dbeta), dy, case, what=what)
+    _check_params(built, case, dy)
+
+
+def _check_params(built, case, dy):
+    __tracebackhide__ = True
+    layer, what = built.layer, "layer.params()"
+    pairs = _call(layer.params, what, case.name)
+    if not isinstance(pairs, list | tuple) or not all(
+        isinstance(pair, list | tuple) and len(pair) == 2 for pair in pairs
+    ):
+        raise CheckFailed(
+            f"{what} returned {pairs!r}: return a list of (parameter, gradient) "
+            "pairs, [(self.gamma, self.dgamma), (self.beta, self.dbeta)]."
+        )
+    _, dgamma, dbeta = _gradients(case, dy)
+    right = {"gamma": dgamma, "beta": dbeta}
+    for name, other in (("gamma", "beta"), ("beta", "gamma")):
+        _check_pair(pairs, layer, name, right[name], right[other], other)
+    _check_step(built, case, pairs, right)
+
+
+def _check_pair(pairs, layer, name, gradient, other_gradient, other):
+    """The pair of ``layer.<name>`` in ``pairs``: the array itself, its gradient."""
+    array = getattr(layer, name)
+    found = [g for p, g in pairs if p is array]
+    if not found:
+        if any(_same(p, array) for p, _ in pairs):
+            raise CheckFailed(
+                f"layer.params() gives a copy of {name}, not the array itself: a step "
+                f"p -= lr * g would change the copy, and the layer would never learn. "
+                f"Give self.{name}."
+            )
+        raise CheckFailed(
+            f"layer.params() leaves out {name}: give (self.gamma, self.dgamma) and "
+            "(self.beta, self.dbeta)."
+        )
+    g = found[0]
+    if not isinstance(g, np.ndarray) or g.shape != gradient.shape:
+        raise CheckFailed(
+            f"layer.params() pairs {name} with {g!r}: pair it with d{name}, an array "
+            f"of shape {gradient.shape}."
+        )
+    if _close(g, gradient, np.float64):
+        return
+    if _close(g, other_gradient, np.float64):
+        raise CheckFailed(
+            f"layer.params() pairs {name} with d{other}, crosswise: give "
+            "(self.gamma, self.dgamma) and (self.beta, self.dbeta)."
+        )
+    if not np.any(g):
+        raise CheckFailed(
+            f"layer.params() pairs {name} with zeros, not the d{name} the last backward "
+            f"computed: the pair must hold the current d{name} (build the list in "
+            "params(), or write the gradient into the array the pair holds)."
+        )
+    raise CheckFailed(
+        f"layer.params() pairs {name} with a gradient that is not d{name} of the "
+        "last backward.\n" + _difference(f"d{name}", g, gradient, "the last backward")
+    )
+
+
+def _same(a, b):
+    return isinstance(a, np.ndarray) and a.shape == b.shape and np.array_equal(a, b)
+
+
+def _check_step(built, case, pairs, right):
+    """One step p -= LR * g over the pairs moves gamma and beta, and so the output."""
+    layer = built.layer
+    gamma = layer.gamma - LR * right["gamma"]
+    beta = layer.beta - LR * right["beta"]
+    for p, g in pairs:
+        p -= LR * g
+    y, what = _layer_call(built, case, True)
+    stepped = case._replace(gamma=gamma, beta=beta, eps=built.epsilon)
+    expected = _y(stepped)
+    if not _close(y, expected, np.float64):
+        raise CheckFailed(
+            f"one step p -= {LR} * g over layer.params() did not move the output as "
+            "it should: γ and β must be the arrays the layer computes with.\n"
+            + _difference("y", y, expected, case.name)
+        )

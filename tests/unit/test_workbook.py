@@ -2,6 +2,8 @@
 typical mistake fails with a message that names it."""
 
 import re
+import sys
+import types
 
 import numpy as np
 import pytest
@@ -13,6 +15,7 @@ from bnbook.workbook import (
     check_forward,
     check_layer,
     check_spatial_forward,
+    check_trainable_layer,
 )
 
 # ---------------------------------------------------------------------------------
@@ -140,6 +143,61 @@ class LayerInPlace(Layer):
         return self.gamma * (x - mu) / np.sqrt(var + 1e-3) + self.beta
 
 
+class LayerKeywordsOnly(Layer):
+    """momentum and epsilon keyword-only, training a keyword too."""
+
+    def __init__(self, num_features, *, momentum=0.99, epsilon=1e-3):
+        super().__init__(num_features, momentum, epsilon)
+
+    def __call__(self, x, *, training=False):
+        return super().__call__(x, training)
+
+
+class TrainableLayer(Layer):
+    """Workbook page 5's solution: backward sets new arrays, params() lists them."""
+
+    def __call__(self, x, training=False):
+        self.x_hat = (x - x.mean(axis=0)) / np.sqrt(x.var(axis=0) + self.epsilon)
+        self.inv_std = 1 / np.sqrt(x.var(axis=0) + self.epsilon)
+        return super().__call__(x, training)
+
+    def backward(self, dy):
+        x_hat = self.x_hat
+        self.dbeta = dy.sum(axis=0)
+        self.dgamma = (dy * x_hat).sum(axis=0)
+        bracket = dy - dy.mean(axis=0) - x_hat * (dy * x_hat).mean(axis=0)
+        return self.gamma * self.inv_std * bracket
+
+    def params(self):
+        return [(self.gamma, self.dgamma), (self.beta, self.dbeta)]
+
+
+class TrainableIntoBuffers(TrainableLayer):
+    """Gradients written into the zeros made in __init__ (page 5's hint 2)."""
+
+    def __init__(self, num_features, momentum=0.99, epsilon=1e-3):
+        super().__init__(num_features, momentum, epsilon)
+        self.dgamma, self.dbeta = np.zeros(num_features), np.zeros(num_features)
+
+    def backward(self, dy):
+        dgamma, dbeta = self.dgamma, self.dbeta
+        dx = super().backward(dy)
+        dgamma[...], dbeta[...] = self.dgamma, self.dbeta
+        self.dgamma, self.dbeta = dgamma, dbeta
+        return dx
+
+
+class TrainablePairsKept(TrainableIntoBuffers):
+    """The pairs made once, in __init__: right, as the gradients change in place."""
+
+    def __init__(self, num_features, momentum=0.99, epsilon=1e-3):
+        super().__init__(num_features, momentum, epsilon)
+        self.pairs = [(self.gamma, self.dgamma), (self.beta, self.dbeta)]
+
+    def params(self):
+        return self.pairs
+
+
 @pytest.mark.parametrize(
     "check, functions",
     [
@@ -154,7 +212,10 @@ class LayerInPlace(Layer):
         (check_spatial_forward, [spatial_forward]),
         (check_spatial_forward, [spatial_by_reshape]),
         (check_layer, [Layer]),
-        (check_layer, [LayerInPlace]),
+        (check_layer, [LayerKeywordsOnly]),
+        (check_trainable_layer, [TrainableLayer]),
+        (check_trainable_layer, [TrainableIntoBuffers]),
+        (check_trainable_layer, [TrainablePairsKept]),
     ],
     ids=lambda v: getattr(v, "__name__", None) if callable(v) else None,
 )
@@ -174,7 +235,8 @@ def forward_with(**knobs):
     axis = knobs.get("axis", 0)
 
     def wrong(x, gamma, beta, eps):
-        eps = knobs.get("eps", eps)
+        eps = knobs.get("eps", eps) ** knobs.get("eps_power", 1)
+        eps = eps * knobs.get("eps_sign", 1)
         mu = x.mean(axis=axis, keepdims=True)
         var = x.var(axis=axis, ddof=knobs.get("ddof", 0), keepdims=True)
         if knobs.get("one_pass"):
@@ -184,6 +246,8 @@ def forward_with(**knobs):
         centred = x if knobs.get("uncentred") else x - mu
         if knobs.get("eps_outside"):
             x_hat = centred / (np.sqrt(var) + eps)
+        elif knobs.get("eps_after"):
+            x_hat = centred / np.sqrt(var) + eps
         elif knobs.get("no_root"):
             x_hat = centred / (var + eps)
         else:
@@ -193,6 +257,51 @@ def forward_with(**knobs):
         return y, x_hat
 
     return wrong
+
+
+def forward_computed_in(dtype):
+    """The right forward pass, computed in ``dtype`` and given back in x's."""
+
+    def lower(x, gamma, beta, eps):
+        y, cache = forward(
+            x.astype(dtype), gamma.astype(dtype), beta.astype(dtype), eps
+        )
+        return y.astype(x.dtype), cache
+
+    return lower
+
+
+def forward_float32_constant(x, gamma, beta, eps):
+    """A float32 array inside a float64 computation, converted back at the end."""
+    mu = x.mean(axis=0).astype(np.float32)
+    var = ((x - mu) ** 2).mean(axis=0)
+    return (gamma * (x - mu) / np.sqrt(var + eps) + beta).astype(x.dtype), None
+
+
+def forward_pairs(x, gamma, beta, eps):
+    """The mean of the means of pairs of examples: right only for an even batch."""
+    mu = x.reshape(-1, 2, x.shape[1]).mean(axis=(0, 1))
+    var = ((x - mu) ** 2).mean(axis=0)
+    return gamma * (x - mu) / np.sqrt(var + eps) + beta, None
+
+
+def forward_mixed_axes(x, gamma, beta, eps):
+    mu = x.mean(axis=0)
+    var = x.var(axis=1, keepdims=True)
+    return gamma * (x - mu) / np.sqrt(var + eps) + beta, None
+
+
+def spatial_divided_by_n(x, gamma, beta, eps):
+    n = x.shape[0]
+    mu = x.sum(axis=(0, 1, 2)) / n
+    var = ((x - mu) ** 2).sum(axis=(0, 1, 2)) / n
+    return gamma * (x - mu) / np.sqrt(var + eps) + beta, None
+
+
+def spatial_reshaped(x, gamma, beta, eps):
+    rows = x.reshape(x.shape[-1], -1)
+    mu, var = rows.mean(axis=1, keepdims=True), rows.var(axis=1, keepdims=True)
+    return gamma * ((rows - mu) / np.sqrt(var + eps)).reshape(x.shape) + beta, None
 
 
 def forward_in_place(x, gamma, beta, eps):
@@ -281,6 +390,91 @@ def layer_with(**knobs):
     return type("LayerWith", (LayerWith,), {"knobs": knobs})
 
 
+class IgnoresItsSettings(Layer):
+    """Takes momentum and epsilon, and uses Keras's defaults whatever they are."""
+
+    knobs = {}
+
+    def __init__(self, num_features, momentum=0.99, epsilon=1e-3):
+        super().__init__(
+            num_features,
+            0.99 if "momentum" in self.knobs else momentum,
+            1e-3 if "epsilon" in self.knobs else epsilon,
+        )
+
+
+def ignoring(*names):
+    return type("Ignores", (IgnoresItsSettings,), {"knobs": dict.fromkeys(names)})
+
+
+class LayerWithUpdate(Layer):
+    """The moving statistics moved towards the wrong target, or y with the variance
+    around the moving mean."""
+
+    target = "x_hat"
+
+    def __call__(self, x, training=False):
+        if not training:
+            return super().__call__(x)
+        mu, var = x.mean(axis=0), x.var(axis=0)
+        a, eps = self.momentum, self.epsilon
+        if self.target == "around moving mean":
+            var = ((x - self.moving_mean) ** 2).mean(axis=0)
+        y = self.gamma * (x - mu) / np.sqrt(var + eps) + self.beta
+        new_var = ((x - mu) / np.sqrt(var + eps)).var(axis=0)
+        if self.target != "x_hat":
+            new_var = var
+        self.moving_mean = a * self.moving_mean + (1 - a) * mu
+        self.moving_variance = a * self.moving_variance + (1 - a) * new_var
+        return y
+
+
+class EpsilonOutsideInInference(Layer):
+    def __call__(self, x, training=False):
+        if training:
+            return super().__call__(x, training)
+        x_hat = (x - self.moving_mean) / (np.sqrt(self.moving_variance) + self.epsilon)
+        return self.gamma * x_hat + self.beta
+
+
+class UnbiasedInTraining(Layer):
+    def __call__(self, x, training=False):
+        y = super().__call__(x, training)
+        if not training:
+            return y
+        mu, var = x.mean(axis=0), x.var(axis=0, ddof=1)
+        return self.gamma * (x - mu) / np.sqrt(var + self.epsilon) + self.beta
+
+
+def trainable_with(**changes):
+    """TrainableLayer with a method changed."""
+    return type("Trainable", (TrainableLayer,), changes)
+
+
+class OnlyFeatures(Layer):
+    def __init__(self, num_features):
+        super().__init__(num_features)
+
+
+class NoDgamma(TrainableLayer):
+    def backward(self, dy):
+        dx = super().backward(dy)
+        del self.dgamma
+        return dx
+
+
+class TrainableStale(TrainableLayer):
+    """The pairs made in __init__, and backward that rebinds the gradients."""
+
+    def __init__(self, num_features, momentum=0.99, epsilon=1e-3):
+        super().__init__(num_features, momentum, epsilon)
+        self.dgamma, self.dbeta = np.zeros(num_features), np.zeros(num_features)
+        self.pairs = [(self.gamma, self.dgamma), (self.beta, self.dbeta)]
+
+    def params(self):
+        return self.pairs
+
+
 def not_implemented(*args):
     raise NotImplementedError
 
@@ -301,6 +495,44 @@ MISTAKES = {
         "division by the variance itself",
     ),
     "not centred": (check_forward, [forward_with(uncentred=True)], "x not centred"),
+    "ε squared": (check_forward, [forward_with(eps_power=2)], r"ε squared"),
+    "ε subtracted": (check_forward, [forward_with(eps_sign=-1)], r"ε subtracted"),
+    "ε after the division": (
+        check_forward,
+        [forward_with(eps_after=True)],
+        "ε added after the division",
+    ),
+    "β inside the scaling": (
+        check_forward,
+        [forward_with(output=lambda x_hat, g, b: g * (x_hat + b))],
+        r"β is added inside the scaling",
+    ),
+    "float32 inside": (
+        check_forward,
+        [forward_computed_in(np.float32)],
+        "computed in float32 and converted back to float64",
+    ),
+    "float16 inside": (
+        check_forward,
+        [forward_computed_in(np.float16)],
+        "computed in float16 and converted back to float64",
+    ),
+    "a float32 array inside": (
+        check_forward,
+        [forward_float32_constant],
+        "float32's precision, not float64's",
+    ),
+    "mean and variance over other axes": (
+        check_forward,
+        [forward_mixed_axes],
+        r"your mean is over axis=0, your variance over axis=1",
+    ),
+    "right only for an even batch": (
+        check_forward,
+        [forward_pairs],
+        r"forward raised ValueError: .+\non an odd batch with ε = 0\.001 "
+        r"\(x of shape \(7, 3\), float64\)",
+    ),
     "variance of the uncentred x": (
         check_forward,
         [forward_with(uncentred_var=True)],
@@ -464,6 +696,21 @@ MISTAKES = {
         [forward_with(axis=(0, 2, 3))],
         "treat axis 1 as the channels",
     ),
+    "over the channels": (
+        check_spatial_forward,
+        [forward_with(axis=3)],
+        r"over the channels \(axis 3\)",
+    ),
+    "divided by N, per channel": (
+        check_spatial_forward,
+        [spatial_divided_by_n],
+        r"divide sums over N, H and W by N",
+    ),
+    "a reshape that mixes channels": (
+        check_spatial_forward,
+        [spatial_reshaped],
+        r"x.reshape\(C, -1\), which mixes the channels",
+    ),
     "no ε, per channel": (
         check_spatial_forward,
         [forward_with(axis=(0, 1, 2), eps=0.0)],
@@ -514,6 +761,103 @@ MISTAKES = {
         "moving statistics",
     ),
     "PyTorch's ε": (check_layer, [layer_with(epsilon=1e-5)], "PyTorch's default"),
+    "moving statistics updated in place": (
+        check_layer,
+        [LayerInPlace],
+        r"^layer\(x, training=True\) changed moving_mean in place: an array a caller "
+        r"kept",
+    ),
+    "__init__ takes only num_features": (
+        check_layer,
+        [OnlyFeatures],
+        r"^OnlyFeatures\(5, momentum=0\.9, epsilon=0\.01\) raised TypeError: .+\n"
+        r"__init__ should take momentum and epsilon as keywords",
+    ),
+    "momentum ignored": (
+        check_layer,
+        [ignoring("momentum")],
+        r"^layer\(x, training=True\) of Ignores\(5, momentum=0\.9, epsilon=0\.01\) "
+        r"moved moving_mean 0\.01 of the way.+not the momentum=0\.9 it was built with",
+    ),
+    "epsilon ignored": (
+        check_layer,
+        [ignoring("epsilon")],
+        r"not the epsilon=0\.01 it was built with",
+    ),
+    "moving variance of x_hat": (
+        check_layer,
+        [type("Towards", (LayerWithUpdate,), {"target": "x_hat"})],
+        r"moved moving_variance towards the variance of x_hat",
+    ),
+    "variance around the moving mean": (
+        check_layer,
+        [type("Around", (LayerWithUpdate,), {"target": "around moving mean"})],
+        r"^layer\(x, training=True\): its variance is taken around moving_mean",
+    ),
+    "ε outside the root in inference": (
+        check_layer,
+        [EpsilonOutsideInInference],
+        r"in inference it adds epsilon outside the square root",
+    ),
+    "unbiased variance inside the layer": (
+        check_layer,
+        [UnbiasedInTraining],
+        r"^layer\(x, training=True\): your output matches the unbiased variance",
+    ),
+    # the layer in a network: backward and params()
+    "params() gives copies": (
+        check_trainable_layer,
+        [
+            trainable_with(
+                params=lambda self: [
+                    (self.gamma.copy(), self.dgamma),
+                    (self.beta.copy(), self.dbeta),
+                ]
+            )
+        ],
+        r"^layer\.params\(\) gives a copy of gamma, not the array itself",
+    ),
+    "params() pairs crosswise": (
+        check_trainable_layer,
+        [
+            trainable_with(
+                params=lambda self: [(self.gamma, self.dbeta), (self.beta, self.dgamma)]
+            )
+        ],
+        r"^layer\.params\(\) pairs gamma with dbeta, crosswise",
+    ),
+    "params() leaves out β": (
+        check_trainable_layer,
+        [trainable_with(params=lambda self: [(self.gamma, self.dgamma)])],
+        r"^layer\.params\(\) leaves out beta",
+    ),
+    "params() holds the zeros of __init__": (
+        check_trainable_layer,
+        [TrainableStale],
+        r"^layer\.params\(\) pairs gamma with zeros, not the dgamma the last backward",
+    ),
+    "params() returns None": (
+        check_trainable_layer,
+        [trainable_with(params=lambda self: None)],
+        r"^layer\.params\(\) returned None: return a list of \(parameter, gradient\)",
+    ),
+    "backward sets no dgamma": (
+        check_trainable_layer,
+        [NoDgamma],
+        r"^layer\.backward\(dy\) did not set self\.dgamma",
+    ),
+    "backward without the mean path": (
+        check_trainable_layer,
+        [
+            trainable_with(
+                backward=lambda self, dy: (
+                    TrainableLayer.backward(self, dy)
+                    + self.gamma * self.inv_std * dy.mean(axis=0)
+                )
+            )
+        ],
+        r"^layer\.backward\(dy\): the sum of dx over the batch should be 0",
+    ),
     "no ε in inference": (
         check_layer,
         [layer_with(epsilon=0.0)],
@@ -572,6 +916,7 @@ def test_the_mistake_library_is_large():
         check_backward,
         check_spatial_forward,
         check_layer,
+        check_trainable_layer,
     }
 
 
@@ -629,18 +974,33 @@ def test_check_backward_wants_a_callable_backward():
 
 DIFFERENCE = re.compile(
     r"^On (?P<case>.+ \(x of shape \(.+\), float(32|64)\)|a second batch.+), "
-    r"(?P<name>y|dx|dgamma|dbeta)\[[\d, ]+\] is \S+; expected \S+\.$"
+    r"(?P<name>y|dx|dgamma|dbeta)\[[\d, ]+\] is (?P<got>\S+); expected (?P<want>\S+)\.$"
 )
+ERROR_SIZE = re.compile(
+    r"^Largest error \S+, relative to max\(1, max\|(y|dx|dgamma|dbeta)\|\) = \S+: \S+; "
+    r"the check allows (1e-09 in float64|0\.0002 in float32)\.$"
+)
+
+
+def where(message):
+    """The lines of a failure that say where, against what, and how far: or None."""
+    lines = message.splitlines()
+    found = [i for i, line in enumerate(lines) if line.startswith("On ")]
+    return (lines[found[-1]], lines[found[-1] + 1]) if found else None
 
 
 @pytest.mark.parametrize("name", MISTAKES)
 def test_a_wrong_number_is_located_and_the_function_named(name):
     message = failure(name)
     check, functions, _ = MISTAKES[name]
-    first, last = message.splitlines()[0], message.splitlines()[-1]
-    if "expected" in last and "[" in last:  # a wrong value: where, and against what
-        assert DIFFERENCE.match(last), last
-        callers = ("forward", "backward", "layer(x", "layer(x)")
+    first = message.splitlines()[0]
+    if where(message):  # a wrong value: where, against what, and how far
+        located, size = where(message)
+        assert DIFFERENCE.match(located), located
+        assert ERROR_SIZE.match(size), size
+        got, want = DIFFERENCE.match(located).group("got", "want")
+        assert got != want
+        callers = ("forward", "backward", "layer(x", "layer.backward(dy)")
         assert first.startswith(callers), first
 
 
@@ -654,11 +1014,10 @@ def test_the_location_is_the_largest_difference():
 
     with pytest.raises(CheckFailed) as caught:
         check_forward(one_wrong)
-    last = str(caught.value).splitlines()[-1]
-    received, expected = map(
-        float, re.search(r"is (\S+); expected (\S+)\.$", last).groups()
-    )
-    assert "y[3, 2]" in last and abs(received - expected - 0.5) < 1e-5
+    located, size = where(str(caught.value))
+    received, expected = map(float, DIFFERENCE.match(located).group("got", "want"))
+    assert "y[3, 2]" in located and abs(received - expected - 0.5) < 1e-5
+    assert size.startswith("Largest error 0.5, ")
 
 
 def test_the_missing_mean_path_is_reported_with_the_readers_own_sum():
@@ -673,6 +1032,26 @@ def test_the_missing_mean_path_is_reported_with_the_readers_own_sum():
     sums = np.abs(dx.sum(axis=0))
     assert int(feature) == int(np.argmax(sums))
     assert float(value) == pytest.approx(sums.max(), rel=1e-2)
+
+
+def test_a_float32_near_miss_is_printed_with_digits_that_differ():
+    # float32 arithmetic on float64 input: right to 6 digits, wrong to float64's
+    # rounding; the message shows digits enough to tell the two numbers apart.
+    def float32_inside(x, gamma, beta, eps):
+        y, cache = forward(x.astype(np.float32), gamma, beta, eps)
+        return y.astype(x.dtype), cache
+
+    located, size = where(failure_of(check_forward, float32_inside))
+    got, want = DIFFERENCE.match(located).group("got", "want")
+    assert got != want and len(got) > len("-3.48762")
+    relative = float(re.search(r": (\S+); the check allows", size)[1])
+    assert 1e-9 < relative < 1e-5
+
+
+def failure_of(check, *functions):
+    with pytest.raises(CheckFailed) as caught:
+        check(*functions)
+    return str(caught.value)
 
 
 def test_a_backward_that_returns_no_tuple_is_told_how_many_values():
@@ -805,16 +1184,26 @@ def test_the_sum_of_dx_times_x_hat_is_the_eps_term():
     assert np.all(np.abs(expected) > 1e-3)  # not 0
 
 
-def _compact(dy, cache, s_eps=True, scale=1.0, sign_var=1.0, mean_scale=1.0):
+def _compact(
+    dy,
+    cache,
+    s_eps=True,
+    scale=1.0,
+    sign_var=1.0,
+    mean_scale=1.0,
+    centred=False,
+    scaled=3,
+):
     """The compact backward with one thing changed: s without eps, a constant factor,
-    the variance term's sign, or the mean term's weight."""
+    the variance term's weight, the mean term's weight, x_centered for x_hat, or
+    gamma * s on the first ``scaled`` terms only; as a reader writes it, m read from
+    dy's shape."""
     x_hat, gamma, var, eps = cache
     s = 1 / np.sqrt(var + (eps if s_eps else 0.0))
-    dx = (
-        gamma
-        * s
-        * (dy - mean_scale * dy.mean(0) - sign_var * x_hat * (dy * x_hat).mean(0))
-    )
+    m = dy.shape[0]
+    xh = x_hat / s if centred else x_hat
+    terms = [dy, -mean_scale * dy.sum(0) / m, -sign_var * xh * (dy * xh).sum(0) / m]
+    dx = sum(gamma * s * t if i < scaled else t for i, t in enumerate(terms))
     return scale * dx, (dy * x_hat).sum(axis=0), dy.sum(axis=0)
 
 
@@ -835,14 +1224,50 @@ def _compact(dy, cache, s_eps=True, scale=1.0, sign_var=1.0, mean_scale=1.0):
             r"^backward: dx is 16 times the right dx everywhere",
         ),
         (
-            lambda dy, c: _compact(dy, c, sign_var=-1.0),
+            lambda dy, c: _compact(dy, c, sign_var=0.5),
             r"^backward: the sum of dx \* x_hat .* the path through the variance var "
             r"is wrong",
         ),
         (
-            lambda dy, c: _compact(dy, c, mean_scale=16.0),
+            lambda dy, c: _compact(dy, c, mean_scale=3.0),
             r"^backward: the sum of dx over the batch should be 0 .* the path through "
             r"the mean mu is wrong",
+        ),
+        (
+            lambda dy, c: _compact(dy, c, sign_var=-1.0),
+            r"^backward: dx adds the x_hat term",
+        ),
+        (
+            lambda dy, c: _compact(dy, c, sign_var=-2.0),
+            r"^backward: dx matches dvar without the factor -1/2",
+        ),
+        (
+            lambda dy, c: _compact(dy, c, sign_var=16.0),
+            r"^backward: the path through the variance lacks 1/m",
+        ),
+        (
+            lambda dy, c: _compact(dy, c, mean_scale=16.0),
+            r"^backward: the path through the mean lacks 1/m",
+        ),
+        (
+            lambda dy, c: _compact(dy, c, mean_scale=16 / 15),
+            r"^backward: the path through the mean divides by m - 1",
+        ),
+        (
+            lambda dy, c: _compact(dy, c, mean_scale=16 / 5, sign_var=16 / 5),
+            r"^backward: dx matches m = x.shape\[1\] = 5, the number of features",
+        ),
+        (
+            lambda dy, c: _compact(dy, c, centred=True),
+            r"^backward: dx uses x_centered where the formula has x_hat",
+        ),
+        (
+            lambda dy, c: _compact(dy, c, scaled=1),
+            r"^backward: γ \* s multiplies dy alone",
+        ),
+        (
+            lambda dy, c: _compact(dy, c, scaled=2),
+            r"^backward: γ \* s multiplies \(dy - mean\(dy\)\) alone",
         ),
     ],
 )
@@ -852,4 +1277,112 @@ def test_a_wrong_backward_is_told_what_is_wrong(wrong, message):
     with pytest.raises(CheckFailed) as caught:
         check_backward(forward, wrong)
     if "x's shape" not in message:  # and where, against what
-        assert DIFFERENCE.match(str(caught.value).splitlines()[-1])
+        assert DIFFERENCE.match(where(str(caught.value))[0])
+
+
+def backward_staged_book(dy, cache, power=3, dmu_sign=-1):
+    """Workbook page 2's staged backward, with dvar's power or dmu's sign changed."""
+    x_centered, inv_std = cache["xc"], cache["inv"]
+    x_hat, gamma = cache["x_hat"], cache["gamma"]
+    m = dy.shape[0]
+    dbeta = dy.sum(axis=0)
+    dgamma = (dy * x_hat).sum(axis=0)
+    dx_hat = gamma * dy
+    dinv_std = (dx_hat * x_centered).sum(axis=0)
+    dvar = -0.5 * inv_std**power * dinv_std
+    dx_centered = inv_std * dx_hat + 2 / m * x_centered * dvar
+    dmu = dmu_sign * dx_centered.sum(axis=0)
+    dx = dx_centered + dmu / m
+    return dx, dgamma, dbeta
+
+
+@pytest.mark.parametrize(
+    "knobs, node, right",
+    [
+        ({"power": 2}, "dvar, the gradient of var", "dx_hat, dinv_std"),
+        ({"dmu_sign": 1}, "dmu, the gradient of mu", "dx_hat, dinv_std, dvar, dx_c"),
+    ],
+)
+def test_a_staged_backward_is_told_its_first_wrong_node(knobs, node, right):
+    check_backward(forward_staged, backward_staged_book)  # right as it stands
+
+    # the same function with other defaults: the check reads its variables
+    defaults = {"power": 3, "dmu_sign": -1} | knobs
+    wrong = types.FunctionType(
+        backward_staged_book.__code__, globals(), "wrong", tuple(defaults.values())
+    )
+    message = failure_of(check_backward, forward_staged, wrong)
+    assert message.startswith(
+        f"backward: {node}, is the first of your intermediate gradients that is "
+        f"wrong (right before it: {right}"
+    ), message
+    assert re.search(rf"^On .+, {node.split(',')[0]}\[", message, re.MULTILINE)
+
+
+def ipython_traceback(check, *functions):
+    """The traceback IPython shows a reader for a failed check, as plain text."""
+    from IPython.core import ultratb
+
+    try:
+        check(*functions)
+    except CheckFailed:
+        kind, value, traceback = sys.exc_info()
+    formatter = ultratb.AutoFormattedTB(mode="Context", theme_name="nocolor")
+    return formatter.text(kind, value, traceback)
+
+
+def reader_raises(x, gamma, beta, eps):
+    return x[9, 9, 9], None  # the reader's own line, shown to them
+
+
+@pytest.mark.parametrize(
+    "check, functions, most_lines",
+    [
+        (check_forward, [forward_with(eps=0.0)], 20),
+        (check_backward, [forward, backward_with(no_mean=True)], 20),
+        (check_layer, [layer_with(momentum=0.9)], 20),
+        (check_trainable_layer, [NoDgamma], 20),
+        (check_forward, [reader_raises], 30),
+    ],
+)
+def test_ipython_shows_the_message_and_one_frame_of_the_check(
+    check, functions, most_lines
+):
+    text = ipython_traceback(check, *functions)
+    lines = text.splitlines()
+    assert len(lines) <= most_lines, text
+    tracebacks = text.count("Traceback (most recent call last)")
+    assert text.count("bnbook/workbook.py") == 1, text  # the line that raises
+    if tracebacks == 2:  # the reader's code raised: their line is shown
+        assert "return x[9, 9, 9], None" in text
+
+
+class RecordsDtypes(TrainableLayer):
+    """The right layer, noting the dtype of every array a check hands it."""
+
+    seen = []
+
+    def __call__(self, x, training=False):
+        self.seen.append(x.dtype)
+        return super().__call__(x, training)
+
+    def backward(self, dy):
+        self.seen.append(dy.dtype)
+        return super().backward(dy)
+
+
+@pytest.mark.parametrize("check", [check_layer, check_trainable_layer])
+def test_a_float64_layer_is_handed_float64_arrays_only(check):
+    RecordsDtypes.seen.clear()
+    check(RecordsDtypes)
+    assert set(RecordsDtypes.seen) == {np.dtype(np.float64)}
+    assert len(RecordsDtypes.seen) >= 8
+
+
+def test_the_inputs_include_an_odd_batch_and_unequal_sides():
+    from bnbook.workbook import DENSE, SPATIAL, _cases
+
+    for shapes in (DENSE, SPATIAL):
+        cases = _cases(*shapes)
+        assert any(len(c.x) % 2 == 1 for c in cases)
+        assert all(len(set(c.x.shape)) == len(c.x.shape) for c in cases)
