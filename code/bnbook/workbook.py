@@ -14,7 +14,9 @@ which input, expected against received. A right implementation gets one printed 
 - :func:`check_trainable_layer`: the same layer with ``backward`` and ``params()``.
 
 When a check fails, the traceback shows the reader's own lines and one line of the
-check: the check's other frames carry ``__tracebackhide__``, which IPython skips.
+check: a check raises its CheckFailed afresh from one short frame (``_reported``), and
+the frame that calls the reader's code carries ``__tracebackhide__``, which IPython
+skips.
 """
 
 import functools
@@ -46,12 +48,11 @@ class CheckFailed(AssertionError):
 
 
 def _reported(check):
-    """``check`` raising its CheckFailed from one short frame: IPython hides the
-    check's inner frames, and the reader sees the message and their own line."""
+    """``check`` raising its CheckFailed afresh from this one short frame: the reader
+    sees the message and their own lines, and none of the check's inner frames."""
 
     @functools.wraps(check)
     def run(*args):
-        __tracebackhide__ = True
         try:
             return check(*args)
         except CheckFailed as failed:
@@ -117,7 +118,8 @@ def _call(function, what, case_name, *, keywords=(), local=None, **arguments):
     it: an exception, or an argument changed in place, becomes a CheckFailed. If
     ``local`` is a dict, it receives the variables of ``function`` as it returns."""
     __tracebackhide__ = True
-    kept = {name: np.copy(a) for name, a in arguments.items() if _is_array(a)}
+    kept = dict(_arrays_in(arguments))
+    kept = {name: np.copy(a) for name, a in kept.items()}
     args = [a for name, a in arguments.items() if name not in keywords]
     kwargs = {name: a for name, a in arguments.items() if name in keywords}
     try:
@@ -133,13 +135,27 @@ def _call(function, what, case_name, *, keywords=(), local=None, **arguments):
             f"{what} raised {type(error).__name__}: {error}\n"
             f"on {case_name}. The traceback above this one shows where."
         ) from error
+    now = dict(_arrays_in(arguments))
     for name, before in kept.items():
-        if not np.array_equal(arguments[name], before, equal_nan=True):
+        if not np.array_equal(now[name], before, equal_nan=True):
             raise CheckFailed(
-                f"{what} changed its argument {name} in place: work on new arrays "
-                f"(x - mu makes one; x -= mu overwrites the caller's x). On {case_name}."
+                f"{what} changed {name} in place: work on new arrays (x - mu makes one; "
+                f"x -= mu overwrites the caller's x). On {case_name}."
             )
     return result
+
+
+def _arrays_in(arguments):
+    """(name, array) for each array among ``arguments``, and in a dict, list or tuple
+    among them (a cache): what a call must not change in place."""
+    for name, value in arguments.items():
+        if _is_array(value):
+            yield f"its argument {name}", value
+        elif isinstance(value, dict | list | tuple):
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                if _is_array(item):
+                    yield f"{name}[{key!r}]", item
 
 
 class _locals_of:
@@ -321,6 +337,11 @@ def _normalized(
     return ((x - mu) if center else x) / scale
 
 
+def _sum_of_squares(case):
+    x = np.asarray(case.x, dtype=np.float64)
+    return ((x - _mean(case)) ** 2).sum(axis=case.axes, keepdims=True)
+
+
 def _count(x, axes):
     """How many values each statistic over ``axes`` averages."""
     return x.size // np.mean(x, axis=axes).size
@@ -380,6 +401,18 @@ def _forward_mistakes(case):
             "your output matches a division by the variance itself: divide by its "
             "square root, sqrt(var + eps).",
             lambda c: _y(c, root=False),
+        ),
+        (
+            "your output multiplies by the standard deviation, sqrt(var + eps): "
+            "divide by it.",
+            lambda c: gamma * _normalized(c, eps=c.eps) * (_var(c) + c.eps) + beta,
+        ),
+        (
+            "your variance is a sum over the batch, not a mean: var = "
+            "mean((x - mu)**2).",
+            lambda c: (
+                gamma * (c.x - _mean(c)) / np.sqrt(_sum_of_squares(c) + c.eps) + beta
+            ),
         ),
         (
             "your output matches ε squared, sqrt(var + eps**2): add eps itself.",
@@ -553,7 +586,8 @@ def _check_forward(forward, shapes, wrong_axes, what="forward"):
             mistakes = _forward_mistakes(case) + _axes_mistakes(case, wrong_axes)
             if wrong_axes is SPATIAL_AXES:
                 mistakes += SPATIAL_MISTAKES
-            raise _diagnose("y", y, case, expected, mistakes, what, _precision)
+            fallback = _precision if i < 4 else _odd_batch  # right until the odd one
+            raise _diagnose("y", y, case, expected, mistakes, what, fallback)
         cached.append((case, cache))
     return cached
 
@@ -562,7 +596,20 @@ def _forward_output(forward, case, what):
     arguments = {"x": case.x, "gamma": case.gamma, "beta": case.beta, "eps": case.eps}
     result = _call(forward, what, case.name, **arguments)
     y, cache = _pair(result, what, ("y", "cache"))
+    if not _is_array(y) and _is_array(cache) and cache.shape == case.x.shape:
+        raise CheckFailed(
+            f"{what} returned y second: return (y, cache), in that order, y first."
+        )
     return _array(y, "y", what, case.x.shape, case.x.dtype), cache
+
+
+def _odd_batch(received, case, expected):
+    return (
+        f"y is right on the inputs of shape {DENSE[0] if case.x.ndim == 2 else SPATIAL[0]} "
+        f"but wrong on {case.name.split(' (')[0]} of shape {case.x.shape}: is a size "
+        "fixed in your code, or does it assume an even batch? Read the sizes from "
+        "x.shape."
+    )
 
 
 def _one_pass_message(what, y, expected, case):
@@ -637,8 +684,10 @@ def _check_gradients(grads, dy, case, nodes=None, what="backward"):
             if name == "dx":
 
                 def fallback(received, case, expected):
-                    return _first_wrong_node(nodes or {}, case, dy64) or _dx_unknown(
-                        received, case, expected
+                    return (
+                        _first_wrong_node(nodes or {}, case, dy64)
+                        or _precision(received, case, expected)
+                        or _dx_unknown(received, case, expected)
                     )
 
             raise _diagnose(
@@ -668,6 +717,9 @@ NODES = [
 ]
 
 
+PER_FEATURE = ("inv_std", "std", "var", "mu")  # nodes of shape (D,)
+
+
 def _node_gradients(case, dy):
     """The loss's gradient with respect to every node of the staged graph, float64."""
     x, gamma, beta = _float64(case)
@@ -683,29 +735,34 @@ def _first_wrong_node(local, case, dy):
     """For a dx that matches no known mistake: the first of the reader's named
     intermediate gradients that is wrong, and how to compute it (or None)."""
     right = _node_gradients(case, dy)
+    n, d = case.x.shape
     checked = []
     for node, names, formula in NODES:
-        for name in names:
-            value = local.get(name)
-            if not isinstance(value, np.ndarray) or value.size not in (
-                right[node].size,
-                right[node].shape[-1],
-            ):
-                continue
-            try:
-                value, expected = np.broadcast_arrays(value, right[node])
-            except ValueError:
-                continue
-            if not _close(value, expected, case.x.dtype):
-                before = ", ".join(checked) or "none"
-                return (
-                    f"{name}, the gradient of {node}, is the first of your "
-                    f"intermediate gradients that is wrong (right before it: {before}): "
-                    f"{formula}.\n"
-                    + _difference(name, np.asarray(value), expected, case.name)
-                )
-            checked.append(name)
-            break
+        name = next((k for k in names if isinstance(local.get(k), np.ndarray)), None)
+        if name is None:
+            continue
+        value, expected = local[name], right[node]
+        sizes = (d,) if node in PER_FEATURE else (n * d,)
+        if node == "sq":  # dvar / m, kept per feature or spread over the batch
+            sizes = (d, n * d)
+        if value.size not in sizes:
+            shape = "(D,), one per feature" if node in PER_FEATURE else "(N, D), as x"
+            return (
+                f"{name}, the gradient of {node}, has shape {value.shape}: it has the "
+                f"shape of {node}, {shape}, here {(d,) if node in PER_FEATURE else (n, d)}"
+                f" (right before it: {', '.join(checked) or 'none'}): {formula}.\n"
+                "And so dx is wrong:"
+            )
+        expected = (expected[0] if value.size == d else expected).reshape(value.shape)
+        if not _close(value, expected, case.x.dtype):
+            return (
+                f"{name}, the gradient of {node}, is the first of your intermediate "
+                f"gradients that is wrong (right before it: {', '.join(checked) or 'none'}"
+                f"): {formula}.\n"
+                + _difference(name, value, expected, case.name)
+                + "\nAnd so dx is wrong:"
+            )
+        checked.append(name)
     return None
 
 
@@ -720,6 +777,10 @@ def _dx_unknown(dx, case, expected):
             f"dx is {factor:.6g} times the right dx everywhere: a constant factor is off "
             f"(m = {len(dx)} here; or gamma, or a power of s)."
         )
+    with np.errstate(all="ignore"):
+        factors = np.median(received / expected, axis=0)
+    if np.all(np.isfinite(factors)) and _close(received, factors * expected, dx.dtype):
+        return _factor_message(factors, case)
     sums = np.abs(received.sum(axis=0))
     if not _close(sums, np.zeros_like(sums), dx.dtype):
         j = int(np.argmax(sums))
@@ -735,10 +796,29 @@ def _dx_unknown(dx, case, expected):
         return (
             "the sum of dx * x_hat over the batch should be "
             "gamma * s * sum(dy * x_hat) * eps / (var + eps), and for feature "
-            f"{k} it is {inner[k]:.3g} instead of {right[k]:.3g}: the path through "
-            "the variance var is wrong."
+            f"{k} it is {' instead of '.join(_tell_apart(inner[k], right[k]))}: the "
+            "path through the variance var is wrong."
         )
     return None
+
+
+def _factor_message(factors, case):
+    """dx right up to a factor per feature: s (the scale) is wrong; how, if known."""
+    x, _, _ = _float64(case)
+    s = 1 / np.sqrt(x.var(axis=0) + case.eps)
+    known = [
+        (1 / s**2, "std = sqrt(var + eps) where the formula has s = 1 / std"),
+        (s, "s**2 where the formula has s = 1 / sqrt(var + eps)"),
+    ]
+    for factor, cause in known:
+        if _close(factors, factor, np.float32):
+            return f"dx matches {cause}."
+    j = int(np.argmax(np.abs(np.log(np.abs(factors)))))
+    return (
+        f"dx is the right dx times a factor that differs from feature to feature "
+        f"(feature {j}: {factors[j]:.4g}): its s = 1 / sqrt(var + eps) is wrong. "
+        "Use the batch's var and the eps the forward pass used."
+    )
 
 
 def _gradients(case, dy):
@@ -902,6 +982,21 @@ def _dx_mistakes(case, dy):
             lambda c: _compact_dx(c, dy, x_hat=_centered(c)),
         ),
         (
+            "dx uses sums where the formula has means: mean(dy) and mean(dy * x_hat), "
+            "each over the batch (axis 0).",
+            lambda c: _compact_dx(c, dy, mean_weight=len(c.x), var_weight=len(c.x)),
+        ),
+        (
+            "the dy term lacks the factor m: in the form with sums, dx = (1 / m) * "
+            "gamma * s * (m * dy - sum(dy) - x_hat * sum(dy * x_hat)).",
+            lambda c: _compact_dx(c, dy, dy_weight=1 / len(c.x)),
+        ),
+        (
+            "dx takes mean(dy) and mean(dy * x_hat) over the whole array: take them "
+            "per feature, over the batch, .mean(axis=0).",
+            lambda c: _compact_dx(c, dy, axis=None),
+        ),
+        (
             "γ * s multiplies dy alone: it multiplies the whole bracket, "
             "gamma * s * (dy - mean(dy) - x_hat * mean(dy * x_hat)).",
             lambda c: _compact_dx(c, dy, scaled=1),
@@ -919,17 +1014,19 @@ def _centered(case):
     return x - x.mean(axis=0)
 
 
-def _compact_dx(case, dy, mean_weight=1, var_weight=1, x_hat=None, scaled=3):
+def _compact_dx(
+    case, dy, mean_weight=1, var_weight=1, x_hat=None, scaled=3, dy_weight=1, axis=0
+):
     """The compact dx, gamma * s * (dy - mean(dy) - x_hat * mean(dy * x_hat)), with
-    the mean and x_hat terms weighted, another x_hat, or only the first ``scaled``
-    terms multiplied by gamma * s."""
+    the terms weighted, another x_hat, only the first ``scaled`` terms multiplied by
+    gamma * s, or the means over ``axis`` (None: the whole array)."""
     x, g, _ = _float64(case)
     x_hat = _normalized(case) if x_hat is None else x_hat
     gs = g / np.sqrt(x.var(axis=0) + case.eps)
     terms = [
-        dy,
-        -mean_weight * dy.mean(axis=0),
-        -var_weight * x_hat * (dy * x_hat).mean(axis=0),
+        dy_weight * dy,
+        -mean_weight * dy.mean(axis=axis),
+        -var_weight * x_hat * (dy * x_hat).mean(axis=axis),
     ]
     return sum(gs * t if i < scaled else t for i, t in enumerate(terms))
 
@@ -976,11 +1073,12 @@ def _check_class(layer_class):
 
 
 def _check_layer(layer_class):
-    __tracebackhide__ = True
     d = 5
     for settings in (None, OTHER):
         built = _new_layer(layer_class, d, settings)
         case = _cases((16, d))[0]
+        name = f"x with ε = {built.epsilon:g} (x of shape (16, {d}), float64)"
+        case = case._replace(name=name)
         built.layer.gamma, built.layer.beta = case.gamma.copy(), case.beta.copy()
         _check_inference(built, case, "a new layer")
         _check_training(built, case)
@@ -991,7 +1089,6 @@ def _check_layer(layer_class):
 
 def _new_layer(layer_class, d, settings=None):
     """The reader's layer with ``settings`` as keywords (None: Keras's defaults)."""
-    __tracebackhide__ = True
     keywords = "".join(f", {k}={v:g}" for k, v in (settings or {}).items())
     what = f"{layer_class.__name__}({d}{keywords})"
     try:
@@ -1037,7 +1134,6 @@ def _moving(layer):
 
 
 def _layer_call(built, case, *training):
-    __tracebackhide__ = True
     what = "layer(x)" if not training else f"layer(x, training={training[0]})"
     if built.name:
         what += f" of {built.name}"
@@ -1047,7 +1143,6 @@ def _layer_call(built, case, *training):
 
 
 def _check_inference(built, case, when):
-    __tracebackhide__ = True
     before = _moving(built.layer)
     mean, variance = before["moving_mean"], before["moving_variance"]
     eps = built.epsilon
@@ -1078,6 +1173,11 @@ def _inference_mistakes(mean, variance, built):
         ),
         *_ignored_epsilon(built, lambda c, e: _inference(c, mean, variance, e)),
         (
+            "in inference it does not subtract moving_mean: "
+            "y = gamma * (x - moving_mean) / sqrt(moving_variance + epsilon) + beta.",
+            lambda c: _inference(c, 0.0, variance, eps),
+        ),
+        (
             "in inference it matches epsilon 1e-5 (PyTorch's default); Keras's "
             "is 1e-3.",
             lambda c: _inference(c, mean, variance, 1e-5),
@@ -1086,16 +1186,22 @@ def _inference_mistakes(mean, variance, built):
             "in inference it matches the formula without epsilon.",
             lambda c: _inference(c, mean, variance, 0.0),
         ),
+        *[
+            (
+                "in inference it divides by sqrt(moving_variance) + epsilon or by "
+                "moving_variance + epsilon (the same while moving_variance is 1): divide "
+                "by sqrt(moving_variance + epsilon).",
+                lambda c, knob=knob: _inference(c, mean, variance, eps, **knob),
+            )
+            for knob in ({"outside": True}, {"root": False})
+        ],
         (
-            "in inference it adds epsilon outside the square root, "
-            "sqrt(moving_variance) + epsilon: add it under the root, "
-            "sqrt(moving_variance + epsilon).",
-            lambda c: _inference(c, mean, variance, eps, outside=True),
+            "in inference β is not added: y = gamma * x_hat + beta.",
+            lambda c: _inference(c, mean, variance, eps) - c.beta,
         ),
         (
-            "in inference it divides by moving_variance + epsilon itself: divide by "
-            "its square root.",
-            lambda c: _inference(c, mean, variance, eps, root=False),
+            "in inference x_hat is not scaled by γ: y = gamma * x_hat + beta.",
+            lambda c: (_inference(c, mean, variance, eps) - c.beta) / c.gamma + c.beta,
         ),
         (
             "in inference γ and β are swapped: y = gamma * x_hat + beta.",
@@ -1148,7 +1254,6 @@ def _check_unchanged(layer, before, what):
 
 
 def _check_training(built, case):
-    __tracebackhide__ = True
     layer = built.layer
     before = _moving(layer)
     held = {name: getattr(layer, name) for name in before}  # as a caller keeps them
@@ -1162,6 +1267,11 @@ def _check_training(built, case):
                 "with training=True it normalizes with the moving statistics; use the "
                 "batch's mean and variance.",
                 lambda c: _inference(c, *before.values(), built.epsilon),
+            ),
+            (
+                "with training=True it normalizes with the moving statistics just "
+                "updated; use the batch's mean and variance.",
+                lambda c: _inference(c, *_moving(layer).values(), built.epsilon),
             ),
             *_ignored_epsilon(built, lambda c, e: _y(c, eps=e)),
             (
@@ -1218,6 +1328,21 @@ def _check_moving(built, before, case, what):
                 "the batch's variance, around its own mean",
                 ((x - before["moving_mean"]) ** 2).mean(axis=0),
             ),
+            (
+                "mean((x - moving_mean)**2), a variance around the moving mean just "
+                "updated: take the batch's variance, around its own mean",
+                ((x - after["moving_mean"]) ** 2).mean(axis=0),
+            ),
+            (
+                "the standard deviation, sqrt(var): the moving variance tracks the "
+                "batch's variance itself",
+                np.sqrt(var),
+            ),
+            (
+                "var + epsilon: epsilon belongs in the normalization only; the moving "
+                "variance tracks the batch's var",
+                var + built.epsilon,
+            ),
         ],
     }
     for name, batch in (("moving_mean", mu), ("moving_variance", var)):
@@ -1226,18 +1351,28 @@ def _check_moving(built, before, case, what):
             continue
         if np.array_equal(new, old):
             raise CheckFailed(f"{what} did not change {name}: update it in training.")
+        expected = momentum * old + (1 - momentum) * batch
+        where = "\n" + _difference(name, new, expected, case.name)
         for target, value in wrong_targets[name]:
             if _close(new, momentum * old + (1 - momentum) * value, new.dtype):
-                raise CheckFailed(f"{what} moved {name} towards {target}.")
-        raise CheckFailed(_momentum_message(what, name, old, new, batch, momentum))
+                raise CheckFailed(f"{what} moved {name} towards {target}.{where}")
+        with np.errstate(all="ignore"):
+            fractions = (new - old) / (batch - old)
+        if not np.allclose(fractions, np.median(fractions), rtol=1e-4):
+            raise CheckFailed(
+                f"{what} moved {name} towards another value than the batch's "
+                f"{'mean' if name == 'moving_mean' else 'variance'}.{where}"
+            )
+        raise CheckFailed(
+            _momentum_message(what, name, np.median(fractions), momentum) + where
+        )
 
 
-def _momentum_message(what, name, old, new, batch, momentum):
-    with np.errstate(all="ignore"):
-        moved = np.median((new - old) / (batch - old))
+def _momentum_message(what, name, moved, momentum):
+    moved_text, right_text = _tell_apart(moved, 1 - momentum)
     detail = (
-        f"{what} moved {name} {moved:.3g} of the way from its old value to the "
-        f"batch's; with momentum {momentum:g} it moves {1 - momentum:.3g} of the way: "
+        f"{what} moved {name} {moved_text} of the way from its old value to the "
+        f"batch's; with momentum {momentum:g} it moves {right_text} of the way: "
         "moving = momentum * moving + (1 - momentum) * batch."
     )
     if abs(moved - momentum) < 1e-6:
@@ -1263,38 +1398,84 @@ def check_trainable_layer(layer_class):
     the book's networks are: first :func:`check_layer`; then, after a training call,
     ``layer.backward(dy)`` (dx, and ``layer.dgamma``, ``layer.dbeta``), and
     ``layer.params()``: the pairs ``(gamma, dgamma)`` and ``(beta, dbeta)``, the
-    layer's own arrays, so that one step ``p -= lr * g`` moves the layer."""
+    layer's own arrays, so that one step ``p -= lr * g`` moves the layer; and a
+    second training step on another batch, as a network takes them."""
     _check_class(layer_class)
     _check_layer(layer_class)
     rng = np.random.default_rng(1)
     for case in _cases(*DENSE):
         if case.x.dtype == np.float64:
-            dy = rng.standard_normal(case.x.shape)
-            _check_layer_gradients(layer_class, case, dy)
+            _check_two_steps(layer_class, case, rng)
     print(
-        "check_trainable_layer passed: check_layer, then backward (dx, dgamma, dbeta) "
-        "on 3 float64 inputs and params(): the layer's own gamma and beta with their "
-        "gradients, one SGD step through them right."
+        "check_trainable_layer passed: check_layer, then two training steps (forward, "
+        "backward, one SGD step through params()) on each of 3 float64 inputs: dx, "
+        "dgamma and dbeta right, params() the layer's own gamma and beta with their "
+        "gradients."
     )
 
 
-def _check_layer_gradients(layer_class, case, dy):
-    __tracebackhide__ = True
+def _check_two_steps(layer_class, case, rng):
     built = _new_layer(layer_class, case.x.shape[1], {"epsilon": case.eps})
     layer = built.layer
     layer.gamma[...], layer.beta[...] = case.gamma, case.beta  # the layer's own arrays
-    _layer_call(built, case, True)
+    try:
+        _call(layer.params, "layer.params(), before any training call,", "a new layer")
+    except CheckFailed as failed:
+        if isinstance(failed.__cause__, AttributeError):
+            raise CheckFailed(
+                f"{failed}\nA network lists its parameters before the first step: "
+                "create self.dgamma and self.dbeta in __init__ (zeros)."
+            ) from failed.__cause__
+        raise
+    second = case._replace(x=case.x * 2 + 1, name="a second batch, 2 x + 1")
+    first = None
+    for batch in (case, second):
+        batch = batch._replace(gamma=layer.gamma.copy(), beta=layer.beta.copy())
+        dy = rng.standard_normal(batch.x.shape)
+        _layer_call(built, batch, True)
+        _check_layer_backward(layer, batch, dy, first)
+        _check_params(built, batch, dy)
+        first = first or (batch, _gradients(batch, dy))
+
+
+def _check_layer_backward(layer, case, dy, first):
+    """``layer.backward(dy)`` after a training call on ``case``; ``first`` is the
+    earlier step's (case, gradients), to name what a second step gets wrong."""
     what = "layer.backward(dy)"
     dx = _call(layer.backward, what, case.name, dy=dy)
     for name in ("dgamma", "dbeta"):
         if not hasattr(layer, name):
             raise CheckFailed(f"{what} did not set self.{name}: set it in backward.")
+    for name in ("gamma", "beta"):
+        if not np.array_equal(getattr(layer, name), getattr(case, name)):
+            raise CheckFailed(
+                f"{what} changed {name}: backward only computes the gradients; the "
+                "optimizer steps, p -= lr * g, through params()."
+            )
+    if first is not None:
+        _check_second_step(layer, dx, case, dy, first)
     _check_gradients((dx, layer.dgamma, layer.dbeta), dy, case, what=what)
-    _check_params(built, case, dy)
+
+
+def _check_second_step(layer, dx, case, dy, first):
+    """The mistakes only a second step shows: gradients added up, or the backward
+    of the first training call."""
+    (earlier, (_, dgamma_1, _)), (_, dgamma, _) = first, _gradients(case, dy)
+    if _close(layer.dgamma, dgamma + dgamma_1, np.float64):
+        raise CheckFailed(
+            "layer.backward(dy) adds each step's dgamma to the last (+=): set "
+            "self.dgamma and self.dbeta anew in each backward (or write into them "
+            "with [...] =)."
+        )
+    stale = _gradients(earlier._replace(gamma=case.gamma), dy)[0]
+    if _close(dx, stale, np.float64):
+        raise CheckFailed(
+            "layer.backward(dy) on the second training call uses the x_hat of the "
+            "first: keep what backward needs from the last training call."
+        )
 
 
 def _check_params(built, case, dy):
-    __tracebackhide__ = True
     layer, what = built.layer, "layer.params()"
     pairs = _call(layer.params, what, case.name)
     if not isinstance(pairs, list | tuple) or not all(
@@ -1307,12 +1488,14 @@ def _check_params(built, case, dy):
     _, dgamma, dbeta = _gradients(case, dy)
     right = {"gamma": dgamma, "beta": dbeta}
     for name, other in (("gamma", "beta"), ("beta", "gamma")):
-        _check_pair(pairs, layer, name, right[name], right[other], other)
+        _check_pair(pairs, layer, name, right, other, case.name)
     _check_step(built, case, pairs, right)
 
 
-def _check_pair(pairs, layer, name, gradient, other_gradient, other):
-    """The pair of ``layer.<name>`` in ``pairs``: the array itself, its gradient."""
+def _check_pair(pairs, layer, name, right, other, case_name):
+    """The pair of ``layer.<name>`` in ``pairs``: the array itself, and its gradient
+    (``right[name]``; ``right[other]`` is the other parameter's)."""
+    gradient, other_gradient = right[name], right[other]
     array = getattr(layer, name)
     found = [g for p, g in pairs if p is array]
     if not found:
@@ -1347,7 +1530,7 @@ def _check_pair(pairs, layer, name, gradient, other_gradient, other):
         )
     raise CheckFailed(
         f"layer.params() pairs {name} with a gradient that is not d{name} of the "
-        "last backward.\n" + _difference(f"d{name}", g, gradient, "the last backward")
+        "last backward.\n" + _difference(f"d{name}", g, gradient, case_name)
     )
 
 
@@ -1368,6 +1551,7 @@ def _check_step(built, case, pairs, right):
     if not _close(y, expected, np.float64):
         raise CheckFailed(
             f"one step p -= {LR} * g over layer.params() did not move the output as "
-            "it should: γ and β must be the arrays the layer computes with.\n"
+            "it should, gamma by -lr * dgamma and beta by -lr * dbeta: list each once, "
+            "as the array the layer computes with.\n"
             + _difference("y", y, expected, case.name)
         )
