@@ -369,6 +369,23 @@ def _y_reshaped(case):
     return gamma * ((rows - mu) / np.sqrt(var + case.eps)).reshape(x.shape) + beta
 
 
+def _y_by_axis_1(case):
+    """Statistics per column of ``x.reshape(-1, x.shape[1])``: H taken for C."""
+    x, gamma, beta = _float64(case)
+    rows = x.reshape(-1, x.shape[1])
+    mu, var = rows.mean(axis=0), rows.var(axis=0)
+    return gamma * ((rows - mu) / np.sqrt(var + case.eps)).reshape(x.shape) + beta
+
+
+def _y_transposed_back_by_reshape(case):
+    """Right statistics in (N, C, H, W), put back by reshape, not transpose."""
+    x, gamma, beta = _float64(case)
+    xt = x.transpose(0, 3, 1, 2)
+    mu = xt.mean(axis=(0, 2, 3), keepdims=True)
+    var = xt.var(axis=(0, 2, 3), keepdims=True)
+    return gamma * ((xt - mu) / np.sqrt(var + case.eps)).reshape(x.shape) + beta
+
+
 def _forward_mistakes(case):
     """(message, formula) for the typical wrong forward passes, the first match wins."""
     _, gamma, beta = _float64(case)
@@ -413,6 +430,41 @@ def _forward_mistakes(case):
             lambda c: (
                 gamma * (c.x - _mean(c)) / np.sqrt(_sum_of_squares(c) + c.eps) + beta
             ),
+        ),
+        (
+            "your output divides by sqrt(std + eps): put the variance under the square "
+            "root, sqrt(var + eps).",
+            lambda c: (
+                gamma * (c.x - _mean(c)) / np.sqrt(np.sqrt(_var(c)) + c.eps) + beta
+            ),
+        ),
+        (
+            "your scale is the mean absolute deviation, mean(|x - mu|): divide by the "
+            "standard deviation, sqrt(var + eps).",
+            lambda c: (
+                gamma * (c.x - _mean(c)) / (_mean(c, np.abs(c.x - _mean(c))) + c.eps)
+                + beta
+            ),
+        ),
+        (
+            "ε is added to x - mu: add it to the variance, under the square root.",
+            lambda c: gamma * (c.x - _mean(c) + c.eps) / np.sqrt(_var(c)) + beta,
+        ),
+        *(
+            [
+                (
+                    "your variance divides by x.shape[1], the number of features: "
+                    "divide by m = x.shape[0], the batch size (np.mean does).",
+                    lambda c: (
+                        gamma
+                        * (c.x - _mean(c))
+                        / np.sqrt(_sum_of_squares(c) / c.x.shape[1] + c.eps)
+                        + beta
+                    ),
+                )
+            ]
+            if case.x.ndim == 2
+            else []
         ),
         (
             "your output matches ε squared, sqrt(var + eps**2): add eps itself.",
@@ -491,7 +543,23 @@ def _axes_mistakes(case, wrong_axes):
         )
         for axes in wrong_axes
     ]
-    return both + mean_only + var_only
+    var_around_mu = [
+        (
+            f"your mean is over axis={_axes_text(right)}, your variance over "
+            f"axis={_axes_text(axes)}: take both over axis={_axes_text(right)}.",
+            lambda c, axes=axes: _y_var_over(c, axes),
+        )
+        for axes in wrong_axes
+    ]
+    return both + mean_only + var_only + var_around_mu
+
+
+def _y_var_over(case, axes):
+    """The right mean, and mean((x - mu)**2) over ``axes``."""
+    x, gamma, beta = _float64(case)
+    mu = _mean(case)
+    var = ((x - mu) ** 2).mean(axis=axes, keepdims=True)
+    return gamma * (x - mu) / np.sqrt(var + case.eps) + beta
 
 
 def _axes_text(axes):
@@ -534,6 +602,16 @@ SPATIAL_MISTAKES = [
         "last in memory): reshape to (-1, C) and reduce over axis 0, or reduce over "
         "axis=(0, 1, 2) directly.",
         _y_reshaped,
+    ),
+    (
+        "your statistics come from x.reshape(-1, x.shape[1]), which takes H for the "
+        "channels: they are the last axis, x.reshape(-1, x.shape[-1]).",
+        _y_by_axis_1,
+    ),
+    (
+        "your output goes back from (N, C, H, W) to (N, H, W, C) by reshape, which "
+        "scrambles it: undo the transpose with .transpose(0, 2, 3, 1).",
+        _y_transposed_back_by_reshape,
     ),
 ]
 
@@ -816,7 +894,8 @@ def _factor_message(factors, case):
     j = int(np.argmax(np.abs(np.log(np.abs(factors)))))
     return (
         f"dx is the right dx times a factor that differs from feature to feature "
-        f"(feature {j}: {factors[j]:.4g}): its s = 1 / sqrt(var + eps) is wrong. "
+        f"(feature {j}: {_tell_apart(factors[j], 1.0)[0]}): its s = 1 / sqrt(var + eps) "
+        "is wrong. "
         "Use the batch's var and the eps the forward pass used."
     )
 
@@ -953,6 +1032,11 @@ def _dx_mistakes(case, dy):
             lambda c: _compact_dx(c, dy, var_weight=-2),
         ),
         (
+            "dx matches dvar without the factor 1/2: the derivative of "
+            "(var + eps)**-1/2 is -1/2 * (var + eps)**-3/2.",
+            lambda c: _compact_dx(c, dy, var_weight=2),
+        ),
+        (
             "the path through the variance lacks 1/m: var = mean(x_centered**2), so "
             "d var / d x_centered = 2 * x_centered / m.",
             lambda c: _compact_dx(c, dy, var_weight=len(c.x)),
@@ -996,6 +1080,14 @@ def _dx_mistakes(case, dy):
             "per feature, over the batch, .mean(axis=0).",
             lambda c: _compact_dx(c, dy, axis=None),
         ),
+        *[
+            (
+                "dx takes a mean over the whole array where it needs one per feature, "
+                "over the batch: .mean(axis=0).",
+                lambda c, axes=axes: _compact_dx(c, dy, axis=axes),
+            )
+            for axes in ((None, 0), (0, None))
+        ],
         (
             "γ * s multiplies dy alone: it multiplies the whole bracket, "
             "gamma * s * (dy - mean(dy) - x_hat * mean(dy * x_hat)).",
@@ -1023,10 +1115,11 @@ def _compact_dx(
     x, g, _ = _float64(case)
     x_hat = _normalized(case) if x_hat is None else x_hat
     gs = g / np.sqrt(x.var(axis=0) + case.eps)
+    first, second = axis if isinstance(axis, tuple) else (axis, axis)
     terms = [
         dy_weight * dy,
-        -mean_weight * dy.mean(axis=axis),
-        -var_weight * x_hat * (dy * x_hat).mean(axis=axis),
+        -mean_weight * dy.mean(axis=first),
+        -var_weight * x_hat * (dy * x_hat).mean(axis=second),
     ]
     return sum(gs * t if i < scaled else t for i, t in enumerate(terms))
 
@@ -1356,6 +1449,13 @@ def _check_moving(built, before, case, what):
         for target, value in wrong_targets[name]:
             if _close(new, momentum * old + (1 - momentum) * value, new.dtype):
                 raise CheckFailed(f"{what} moved {name} towards {target}.{where}")
+        start = np.full_like(old, ATTRIBUTES[name])
+        if _close(new, momentum * start + (1 - momentum) * batch, new.dtype):
+            raise CheckFailed(
+                f"{what} moved {name} from its initial value ({ATTRIBUTES[name]:g}), "
+                f"not from its current one: self.{name} = momentum * self.{name} + "
+                f"(1 - momentum) * batch.{where}"
+            )
         with np.errstate(all="ignore"):
             fractions = (new - old) / (batch - old)
         if not np.allclose(fractions, np.median(fractions), rtol=1e-4):

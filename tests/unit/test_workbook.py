@@ -704,6 +704,50 @@ def compact_with(**changes):
     return wrong
 
 
+def forward_by(scale=None, numerator_eps=False):
+    """The forward pass dividing by another scale, or with ε added to x - mu."""
+
+    def wrong(x, gamma, beta, eps):
+        mu = x.mean(axis=0)
+        centred = x - mu
+        if numerator_eps:
+            return gamma * (centred + eps) / np.sqrt(x.var(axis=0)) + beta, None
+        return gamma * centred / scale(centred, eps) + beta, None
+
+    return wrong
+
+
+def spatial_by(kind):
+    """Per-channel statistics gone wrong: H taken for C, a transpose undone by
+    reshape, or the variance over axis 0 only."""
+
+    def wrong(x, gamma, beta, eps):
+        if kind == "mixed":
+            mu = x.mean(axis=(0, 1, 2))
+            var = ((x - mu) ** 2).mean(axis=0)
+            return gamma * (x - mu) / np.sqrt(var + eps) + beta, None
+        if kind == "by H":
+            rows = x.reshape(-1, x.shape[1])
+            x_hat = (rows - rows.mean(0)) / np.sqrt(rows.var(0) + eps)
+            return gamma * x_hat.reshape(x.shape) + beta, None
+        xt = x.transpose(0, 3, 1, 2)
+        mu = xt.mean(axis=(0, 2, 3), keepdims=True)
+        var = xt.var(axis=(0, 2, 3), keepdims=True)
+        return gamma * ((xt - mu) / np.sqrt(var + eps)).reshape(x.shape) + beta, None
+
+    return wrong
+
+
+class MovedFromInitial(Layer):
+    def __call__(self, x, training=False):
+        y = super().__call__(x, training)
+        if training:
+            a = self.momentum
+            self.moving_mean = (1 - a) * x.mean(axis=0)
+            self.moving_variance = a + (1 - a) * x.var(axis=0)
+        return y
+
+
 def not_implemented(*args):
     raise NotImplementedError
 
@@ -718,6 +762,7 @@ def _compact(
     centred=False,
     scaled=3,
     m_axis=0,
+    whole=False,
 ):
     """The compact backward with one thing changed: s without eps, a constant factor,
     the variance term's weight, the mean term's weight, x_centered for x_hat, or
@@ -727,7 +772,8 @@ def _compact(
     s = 1 / np.sqrt(var + (eps if s_eps else 0.0))
     m = dy.shape[m_axis]
     xh = x_hat / s if centred else x_hat
-    terms = [dy, -mean_scale * dy.sum(0) / m, -sign_var * xh * (dy * xh).sum(0) / m]
+    mean_dy = dy.mean() if whole else dy.sum(0) / m
+    terms = [dy, -mean_scale * mean_dy, -sign_var * xh * (dy * xh).sum(0) / m]
     dx = sum(gamma * s * t if i < scaled else t for i, t in enumerate(terms))
     return scale * dx, (dy * x_hat).sum(axis=0), dy.sum(axis=0)
 
@@ -1289,6 +1335,64 @@ MISTAKES = {
         [forward_sixteen],
         r"^forward: y is right on the inputs of shape \(16, 5\) but wrong on an odd "
         r"batch with ε = 0\.001 of shape \(7, 3\): is a size fixed in your code",
+    ),
+    "sqrt(std + ε)": (
+        check_forward,
+        [forward_by(lambda c, eps: np.sqrt(np.sqrt((c**2).mean(0)) + eps))],
+        r"^forward: your output divides by sqrt\(std \+ eps\)",
+    ),
+    "the mean absolute deviation": (
+        check_forward,
+        [forward_by(lambda c, eps: np.abs(c).mean(0) + eps)],
+        r"^forward: your scale is the mean absolute deviation",
+    ),
+    "ε added to x - mu": (
+        check_forward,
+        [forward_by(numerator_eps=True)],
+        r"^forward: ε is added to x - mu",
+    ),
+    "variance divided by D": (
+        check_forward,
+        [forward_by(lambda c, eps: np.sqrt((c**2).sum(0) / c.shape[1] + eps))],
+        r"^forward: your variance divides by x\.shape\[1\], the number of features",
+    ),
+    "variance over the whole array": (
+        check_forward,
+        [forward_by(lambda c, eps: np.sqrt((c**2).mean() + eps))],
+        r"^forward: your mean is over axis=0, your variance over axis=\(0, 1\)",
+    ),
+    "variance over N only, per channel": (
+        check_spatial_forward,
+        [spatial_by("mixed")],
+        r"^forward: your mean is over axis=\(0, 1, 2\), your variance over axis=0",
+    ),
+    "H taken for the channels": (
+        check_spatial_forward,
+        [spatial_by("by H")],
+        r"^forward: your statistics come from x\.reshape\(-1, x\.shape\[1\]\)",
+    ),
+    "a transpose undone by reshape": (
+        check_spatial_forward,
+        [spatial_by("transpose")],
+        r"^forward: your output goes back from \(N, C, H, W\) to \(N, H, W, C\) by "
+        r"reshape",
+    ),
+    "one mean over the whole array": (
+        check_backward,
+        [forward, lambda dy, c: _compact(dy, c, whole=True)],
+        r"^backward: dx takes a mean over the whole array where it needs one per "
+        r"feature",
+    ),
+    "1/2 missing": (
+        check_backward,
+        [forward, lambda dy, c: _compact(dy, c, sign_var=2.0)],
+        r"^backward: dx matches dvar without the factor 1/2",
+    ),
+    "moved from the initial values": (
+        check_layer,
+        [MovedFromInitial],
+        r"^layer\(x, training=True\) moved moving_mean from its initial value \(0\), "
+        r"not from its current one",
     ),
     "γ and β swapped in inference": (
         check_layer,
