@@ -138,9 +138,14 @@ def _call(function, what, case_name, *, keywords=(), local=None, **arguments):
     now = dict(_arrays_in(arguments))
     for name, before in kept.items():
         if not np.array_equal(now[name], before, equal_nan=True):
+            example = (
+                "x - mu makes one; x -= mu overwrites the caller's x"
+                if name == "its argument x"
+                else "a = a * s makes one; a *= s changes the caller's array"
+            )
             raise CheckFailed(
-                f"{what} changed {name} in place: work on new arrays (x - mu makes one; "
-                f"x -= mu overwrites the caller's x). On {case_name}."
+                f"{what} changed {name} in place: work on new arrays ({example}). "
+                f"On {case_name}."
             )
     return result
 
@@ -310,9 +315,9 @@ def _precision(received, case, expected):
         error = float(np.nanmax(np.abs(received - expected))) / _scale(expected)
     if dtype == np.float64 and error < 1e-5:
         return (
-            f"your output is right to about {-np.log10(error):.0f} significant "
-            "digits, float32's precision, not float64's: part of the computation "
-            "runs in float32 (a float32 array or constant): keep the dtype of x."
+            f"the result is off by {error:.1g} of its size, float32's rounding (float64's "
+            "is about 1e-16): part of the computation runs in float32 (a float32 array "
+            "or constant): keep every array in the dtype of x."
         )
     return None
 
@@ -853,7 +858,7 @@ def _dx_unknown(dx, case, expected):
     if np.isfinite(factor) and _close(received, factor * expected, dx.dtype):
         return (
             f"dx is {factor:.6g} times the right dx everywhere: a constant factor is off "
-            f"(m = {len(dx)} here; or gamma, or a power of s)."
+            f"(m = {len(dx)} here, a factor 2 or 1/2, or a sign)."
         )
     with np.errstate(all="ignore"):
         factors = np.median(received / expected, axis=0)
@@ -884,18 +889,22 @@ def _factor_message(factors, case):
     """dx right up to a factor per feature: s (the scale) is wrong; how, if known."""
     x, _, _ = _float64(case)
     s = 1 / np.sqrt(x.var(axis=0) + case.eps)
+    gamma = case.gamma.astype(np.float64)
     known = [
         (1 / s**2, "std = sqrt(var + eps) where the formula has s = 1 / std"),
         (s, "s**2 where the formula has s = 1 / sqrt(var + eps)"),
+        (gamma, "γ twice: dy reaches x_hat as dx_hat = gamma * dy, once"),
+        (1 / gamma, "dx divided by γ: dx_hat = gamma * dy multiplies by it"),
+        (np.sign(gamma), "|γ| where the formula has γ"),
     ]
     for factor, cause in known:
         if _close(factors, factor, np.float32):
             return f"dx matches {cause}."
-    j = int(np.argmax(np.abs(np.log(np.abs(factors)))))
+    j = int(np.argmax(np.abs(factors - 1)))
     return (
         f"dx is the right dx times a factor that differs from feature to feature "
         f"(feature {j}: {_tell_apart(factors[j], 1.0)[0]}): its s = 1 / sqrt(var + eps) "
-        "is wrong. "
+        "or its γ is wrong. "
         "Use the batch's var and the eps the forward pass used."
     )
 
@@ -998,8 +1007,9 @@ def _dx_mistakes(case, dy):
             "gamma * sum(dy * x_hat) * eps / (var + eps) / sqrt(var + eps), near 0 "
             "when var >> eps (scaling a feature changes y only through eps), and for "
             "feature "
-            f"{k} it is {inner[k]:.3g} instead of {expected[k]:.3g}: the path through "
-            "the variance var is missing.",
+            f"{k} it is {' instead of '.join(_tell_apart(inner[k], expected[k]))}: the "
+            "path through the variance var is missing (compact: the term "
+            "- x_hat * mean(dy * x_hat); staged: 2 / m * x_centered * dvar).",
             lambda c: no_var,
         ),
         (
@@ -1022,8 +1032,9 @@ def _dx_mistakes(case, dy):
             lambda c: _dx(c, dy, gamma=False),
         ),
         (
-            "dx adds the x_hat term, + x_hat * mean(dy * x_hat): it is subtracted, "
-            "dx = gamma * s * (dy - mean(dy) - x_hat * mean(dy * x_hat)).",
+            "dx has the x_hat term's sign flipped (compact: + x_hat * mean(dy * x_hat), "
+            "which is subtracted; staged: dvar = +0.5 * ..., which is -0.5 * "
+            "inv_std**3 * dinv_std).",
             lambda c: _compact_dx(c, dy, var_weight=-1),
         ),
         (
@@ -1172,12 +1183,23 @@ def _check_layer(layer_class):
         case = _cases((16, d))[0]
         name = f"x with ε = {built.epsilon:g} (x of shape (16, {d}), float64)"
         case = case._replace(name=name)
-        built.layer.gamma, built.layer.beta = case.gamma.copy(), case.beta.copy()
+        _set_parameters(built.layer, case)
         _check_inference(built, case, "a new layer")
         _check_training(built, case)
         shifted = case._replace(x=case.x * 2 + 1, name="a second batch, 2 x + 1")
         _check_training(built, shifted)
         _check_inference(built, shifted, "after two training calls")
+
+
+def _set_parameters(layer, case):
+    """The case's gamma and beta into the layer: into its own arrays where they hold
+    float64 (a layer may compute with aliases of them), else as new arrays."""
+    for name in ("gamma", "beta"):
+        array = getattr(layer, name)
+        if array.dtype == np.float64:
+            array[...] = getattr(case, name)
+        else:
+            setattr(layer, name, getattr(case, name).copy())
 
 
 def _new_layer(layer_class, d, settings=None):
@@ -1276,7 +1298,9 @@ def _inference_mistakes(mean, variance, built):
             lambda c: _inference(c, mean, variance, 1e-5),
         ),
         (
-            "in inference it matches the formula without epsilon.",
+            "in inference it divides by sqrt(moving_variance) without epsilon, or not "
+            "at all (the same while moving_variance is 1): y = gamma * (x - moving_mean)"
+            " / sqrt(moving_variance + epsilon) + beta.",
             lambda c: _inference(c, mean, variance, 0.0),
         ),
         *[
@@ -1354,7 +1378,6 @@ def _check_training(built, case):
     c = case._replace(eps=built.epsilon)
     expected = _y(c)
     if not _close(y, expected, np.float64):
-        old_mean = before["moving_mean"]
         mistakes = [
             (
                 "with training=True it normalizes with the moving statistics; use the "
@@ -1371,11 +1394,6 @@ def _check_training(built, case):
                 "it matches epsilon 1e-5 (PyTorch's default); Keras's is 1e-3.",
                 lambda c: _y(c, eps=1e-5),
             ),
-            (
-                "its variance is taken around moving_mean, mean((x - moving_mean)**2): "
-                "take it around the batch's mean, mean((x - mu)**2).",
-                lambda c: _y_variance_around(c, old_mean),
-            ),
             *_forward_mistakes(c),
         ]
         raise _diagnose("y", y, c, expected, mistakes, what, _precision)
@@ -1387,12 +1405,6 @@ def _check_training(built, case):
                 f"(old = layer.{name}) moved with it. Assign a new array, "
                 f"self.{name} = momentum * self.{name} + (1 - momentum) * ..."
             )
-
-
-def _y_variance_around(case, center):
-    x, gamma, beta = _float64(case)
-    var = ((x - center) ** 2).mean(axis=0)
-    return gamma * (x - x.mean(axis=0)) / np.sqrt(var + case.eps) + beta
 
 
 def _check_moving(built, before, case, what):
@@ -1417,9 +1429,9 @@ def _check_moving(built, before, case, what):
                 x_hat.var(axis=0),
             ),
             (
-                "mean((x - moving_mean)**2), a variance around the moving mean: take "
-                "the batch's variance, around its own mean",
-                ((x - before["moving_mean"]) ** 2).mean(axis=0),
+                "mean(x**2), without subtracting the mean: take the batch's variance, "
+                "mean((x - mu)**2)",
+                (x**2).mean(axis=0),
             ),
             (
                 "mean((x - moving_mean)**2), a variance around the moving mean just "
@@ -1533,9 +1545,31 @@ def _check_two_steps(layer_class, case, rng):
         batch = batch._replace(gamma=layer.gamma.copy(), beta=layer.beta.copy())
         dy = rng.standard_normal(batch.x.shape)
         _layer_call(built, batch, True)
-        _check_layer_backward(layer, batch, dy, first)
+        if first is None:
+            _check_layer_backward(layer, batch, dy, first)
+        else:  # an inference call between: the network evaluates between steps
+            _layer_call(built, batch._replace(x=batch.x[::-1] - 1), False)
+            _check_after_inference(built, batch, dy, first)
         _check_params(built, batch, dy)
         first = first or (batch, _gradients(batch, dy))
+
+
+def _check_after_inference(built, batch, dy, first):
+    """backward after a training call and then an inference call: the gradients of
+    the training call; a layer that keeps what inference computed is told so."""
+    try:
+        _check_layer_backward(built.layer, batch, dy, first)
+    except CheckFailed as failed:
+        _layer_call(built, batch, True)  # again, now without an inference call after
+        try:
+            _check_layer_backward(built.layer, batch, dy, first)
+        except CheckFailed:
+            raise failed from failed.__cause__
+        raise CheckFailed(
+            "layer.backward(dy) after a training call and then an inference call uses "
+            "what the inference call computed: keep x_hat and 1 / sqrt(var + eps) from "
+            "training calls only (backward follows the last training call)."
+        ) from None
 
 
 def _check_layer_backward(layer, case, dy, first):

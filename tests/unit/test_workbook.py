@@ -164,8 +164,9 @@ class TrainableLayer(Layer):
         self.dgamma, self.dbeta = np.zeros(num_features), np.zeros(num_features)
 
     def __call__(self, x, training=False):
-        self.x_hat = (x - x.mean(axis=0)) / np.sqrt(x.var(axis=0) + self.epsilon)
-        self.inv_std = 1 / np.sqrt(x.var(axis=0) + self.epsilon)
+        if training:
+            self.inv_std = 1 / np.sqrt(x.var(axis=0) + self.epsilon)
+            self.x_hat = (x - x.mean(axis=0)) * self.inv_std
         return super().__call__(x, training)
 
     def backward(self, dy):
@@ -540,6 +541,19 @@ class TAccumulate(TrainableLayer):
         return dx
 
 
+class TInferenceCaches(TrainableLayer):
+    """x_hat and 1/std kept from every call, inference ones too."""
+
+    def __call__(self, x, training=False):
+        y = super().__call__(x, training)
+        if not training:
+            self.x_hat = (x - self.moving_mean) / np.sqrt(
+                self.moving_variance + self.epsilon
+            )
+            self.inv_std = 1 / np.sqrt(self.moving_variance + self.epsilon)
+        return y
+
+
 class TStepInBackward(TrainableLayer):
     def backward(self, dy):
         dx = super().backward(dy)
@@ -824,7 +838,7 @@ MISTAKES = {
     "a float32 array inside": (
         check_forward,
         [forward_float32_constant],
-        "float32's precision, not float64's",
+        "float32's rounding \\(float64's is about 1e-16\\)",
     ),
     "mean and variance over other axes": (
         check_forward,
@@ -982,7 +996,7 @@ MISTAKES = {
     "the x_hat term added": (
         check_backward,
         [forward, lambda dy, c: _compact(dy, c, sign_var=-1.0)],
-        r"^backward: dx adds the x_hat term",
+        r"^backward: dx has the x_hat term's sign flipped",
     ),
     "-1/2 missing": (
         check_backward,
@@ -1162,7 +1176,8 @@ MISTAKES = {
     "variance around the moving mean": (
         check_layer,
         [type("Around", (LayerWithUpdate,), {"target": "around moving mean"})],
-        r"^layer\(x, training=True\): its variance is taken around moving_mean",
+        r"^layer\(x, training=True\): your variance matches mean\(x\*\*2\), without "
+        r"subtracting the mean",
     ),
     "variance itself in inference": (
         check_layer,
@@ -1223,6 +1238,12 @@ MISTAKES = {
         [TAccumulate],
         r"^layer\.backward\(dy\) adds each step's dgamma to the last",
     ),
+    "what inference computed kept for backward": (
+        check_trainable_layer,
+        [TInferenceCaches],
+        r"^layer\.backward\(dy\) after a training call and then an inference call "
+        r"uses what the inference call computed",
+    ),
     "a step taken inside backward": (
         check_trainable_layer,
         [TStepInBackward],
@@ -1243,8 +1264,8 @@ MISTAKES = {
     "γ in float32 in a float64 network": (
         check_trainable_layer,
         [TFloat32Params],
-        r"^layer\.backward\(dy\): your output is right to about \d+ significant "
-        r"digits, float32's precision",
+        r"^layer\.backward\(dy\): the result is off by \S+ of its size, float32's "
+        r"rounding",
     ),
     "the moving variance in backward": (
         check_trainable_layer,
@@ -1467,7 +1488,8 @@ MISTAKES = {
     "no ε in inference": (
         check_layer,
         [layer_with(epsilon=0.0)],
-        "in inference it matches the formula without epsilon",
+        "in inference it divides by sqrt\\(moving_variance\\) without epsilon, or not "
+        "at all",
     ),
     "moving variance starts at 0": (
         check_layer,
