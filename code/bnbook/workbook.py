@@ -1594,8 +1594,9 @@ def _check_layer_backward(layer, case, dy, first):
 def _check_second_step(layer, dx, case, dy, first):
     """The mistakes only a second step shows: gradients added up, or the backward
     of the first training call."""
-    (earlier, (_, dgamma_1, _)), (_, dgamma, _) = first, _gradients(case, dy)
-    if _close(layer.dgamma, dgamma + dgamma_1, np.float64):
+    earlier, (_, earlier_dgamma, _) = first
+    dgamma = _gradients(case, dy)[1]
+    if _close(layer.dgamma, dgamma + earlier_dgamma, np.float64):
         raise CheckFailed(
             "layer.backward(dy) adds each step's dgamma to the last (+=): set "
             "self.dgamma and self.dbeta anew in each backward (or write into them "

@@ -642,7 +642,7 @@ def backward_unsummed_node(dy, cache):
 
 
 class MovingTowards(Layer):
-    """The moving variance moved towards the wrong target."""
+    """A moving statistic moved towards the wrong target."""
 
     target = "std"
 
@@ -650,15 +650,18 @@ class MovingTowards(Layer):
         if not training:
             return super().__call__(x)
         mu, var = x.mean(axis=0), x.var(axis=0)
+        x_hat = (x - mu) / np.sqrt(var + self.epsilon)
         a = self.momentum
-        self.moving_mean = a * self.moving_mean + (1 - a) * mu
-        value = {
+        mean_target = x_hat.mean(axis=0) if self.target == "x_hat mean" else mu
+        self.moving_mean = a * self.moving_mean + (1 - a) * mean_target
+        variance_target = {
             "std": np.sqrt(var),
             "var + eps": var + self.epsilon,
+            "second moment": (x**2).mean(axis=0),
             "around the new mean": ((x - self.moving_mean) ** 2).mean(axis=0),
-        }[self.target]
-        self.moving_variance = a * self.moving_variance + (1 - a) * value
-        return self.gamma * (x - mu) / np.sqrt(var + self.epsilon) + self.beta
+        }.get(self.target, var)
+        self.moving_variance = a * self.moving_variance + (1 - a) * variance_target
+        return self.gamma * x_hat + self.beta
 
 
 class TrainsOnUpdatedMoving(Layer):
@@ -1314,6 +1317,16 @@ MISTAKES = {
         check_layer,
         [type("TowardsStd", (MovingTowards,), {"target": "std"})],
         r"moved moving_variance towards the standard deviation, sqrt\(var\)",
+    ),
+    "moving mean towards the mean of x_hat": (
+        check_layer,
+        [type("TowardsXhatMean", (MovingTowards,), {"target": "x_hat mean"})],
+        r"moved moving_mean towards the mean of x_hat \(0 after normalizing\)",
+    ),
+    "moving variance towards mean(x**2)": (
+        check_layer,
+        [type("TowardsSecondMoment", (MovingTowards,), {"target": "second moment"})],
+        r"moved moving_variance towards mean\(x\*\*2\), without subtracting the mean",
     ),
     "moving variance towards var + ε": (
         check_layer,
