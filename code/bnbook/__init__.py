@@ -6,8 +6,6 @@ Importing the package limits BLAS and OpenMP to one thread (see ``_limit_threads
 """
 
 import inspect
-import math
-import numbers
 import os
 import re
 import textwrap
@@ -108,13 +106,9 @@ def glue_number(name, value, digits):
 
     if not isinstance(name, str) or not name:
         raise TypeError(f"name must be a non-empty str, got {name!r}")
-    from bnbook.checks import check_int
+    from bnbook.checks import check_int, check_real
 
     digits = check_int(digits, "digits")
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"value must be a real number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"value must be finite, got {value}")
+    value = check_real(value, "value")
     rounded = round(value, digits)
     glue(name, int(rounded) if digits <= 0 else rounded, display=False)

@@ -44,6 +44,16 @@ __all__ = [
 ]
 
 
+def _sigma(var, epsilon):
+    """sqrt(var + epsilon) in the dtype of ``var``: what batch norm divides by.
+
+    Every layer of the package (and folding) adds epsilon here and nowhere else, so
+    that a change in how epsilon enters is a change of this one function.
+    """
+    var = np.asarray(var)
+    return np.sqrt(var + var.dtype.type(epsilon))
+
+
 # ---------------------------------------------------------------------------------
 # Training mode: forward and backward
 # ---------------------------------------------------------------------------------
@@ -89,7 +99,7 @@ def batch_norm_forward(x, gamma, beta, *, axis=-1, epsilon=1e-3):
     mu = x.mean(axis=axes, keepdims=True)
     x_centered = x - mu
     var = (x_centered**2).mean(axis=axes, keepdims=True)  # not E[x²] - E[x]²
-    inv_std = 1 / np.sqrt(var + x.dtype.type(epsilon))
+    inv_std = 1 / _sigma(var, epsilon)
     x_hat = x_centered * inv_std
     y = gamma * x_hat + beta
 
@@ -211,7 +221,7 @@ def batch_norm_inference(
     if np.any(variance < 0):
         raise ValueError("moving_variance must be >= 0 everywhere")
 
-    scale = gamma / np.sqrt(variance + x.dtype.type(epsilon))
+    scale = gamma / _sigma(variance, epsilon)
     shift = beta - scale * mean
     return scale * x + shift
 
@@ -242,7 +252,9 @@ class BatchNorm(Layer):
     """
 
     cancels_bias = True
-    # A subclass that normalizes differently swaps in its own backward function.
+    # How a training batch is normalized: a variant (l_p, ghost) swaps in its own pair;
+    # its cache has the batch's ``mu`` and ``var``, which the moving statistics follow.
+    _forward = staticmethod(batch_norm_forward)
     _backward = staticmethod(batch_norm_backward)
 
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True):
@@ -287,7 +299,7 @@ class BatchNorm(Layer):
             return batch_norm_inference(
                 x, gamma, beta, self.moving_mean, self.moving_variance, **options
             )
-        y, self._cache = batch_norm_forward(x, gamma, beta, **options)
+        y, self._cache = self._forward(x, gamma, beta, **options)
         self._update(self._cache.mu.ravel(), self._cache.var.ravel())
         return y
 
@@ -348,7 +360,7 @@ class BatchNorm(Layer):
             return None
         n = len(self.moving_mean)
         gamma, beta = self._gamma_beta(n, self.moving_mean.dtype)
-        a = gamma / np.sqrt(self.moving_variance + self.epsilon)
+        a = gamma / _sigma(self.moving_variance, self.epsilon)
         return np.diag(a), beta - a * self.moving_mean
 
     def __repr__(self):

@@ -5,6 +5,9 @@ raises ``ValueError``, and every message names the argument and says what was
 expected. Each check returns the argument in the form the caller computes with.
 """
 
+import math
+import numbers
+
 import numpy as np
 
 __all__ = [
@@ -16,6 +19,7 @@ __all__ = [
     "check_int",
     "check_momentum",
     "check_positive",
+    "check_real",
     "feature_axis",
     "per_feature",
     "reduce_axes",
@@ -53,32 +57,46 @@ def check_callable(value, name):
     return value
 
 
-def _check_real(value, name):
-    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+def check_real(
+    value, name, low=-np.inf, high=np.inf, *, open_low=False, open_high=False
+):
+    """``value`` as a finite float from ``low`` to ``high``, ends included unless
+    ``open_low`` / ``open_high``. Python and NumPy numbers are accepted; a bool is not,
+    and NaN and infinity are refused."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    return float(value)
-
-
-def check_positive(value, name):
-    """``value`` as a float > 0 (NaN and infinity are refused)."""
-    value = _check_real(value, name)
-    if not 0 < value < np.inf:
-        raise ValueError(f"{name} must be > 0, got {value}")
+    value = float(value)
+    above = value > low if open_low else value >= low
+    below = value < high if open_high else value <= high
+    if not (math.isfinite(value) and above and below):
+        raise ValueError(
+            f"{name} must be {_range(low, high, open_low, open_high)}, got {value}"
+        )
     return value
 
 
+def _range(low, high, open_low, open_high):
+    """The interval as the messages say it: "finite", ">= 0", "in (0, 1]"."""
+    if low == -np.inf and high == np.inf:
+        return "finite"
+    if high == np.inf:
+        return f"{'>' if open_low else '>='} {low:g}"
+    if low == -np.inf:
+        return f"{'<' if open_high else '<='} {high:g}"
+    return f"in {'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
+
+
+def check_positive(value, name):
+    """``value`` as a float > 0."""
+    return check_real(value, name, 0, open_low=True)
+
+
 def check_epsilon(epsilon):
-    epsilon = _check_real(epsilon, "epsilon")
-    if not epsilon >= 0:  # also rejects NaN
-        raise ValueError(f"epsilon must be >= 0, got {epsilon}")
-    return epsilon
+    return check_real(epsilon, "epsilon", 0)
 
 
 def check_momentum(momentum, name="momentum"):
-    momentum = _check_real(momentum, name)
-    if not 0 <= momentum <= 1:
-        raise ValueError(f"{name} must be in [0, 1], got {momentum}")
-    return momentum
+    return check_real(momentum, name, 0, 1)
 
 
 def feature_axis(axis, ndim, name="x"):

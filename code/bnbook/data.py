@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from bnbook.checks import check_bool, check_int
+from bnbook.checks import check_bool, check_int, check_real
 
 __all__ = ["Digits", "load_digits_split", "minibatches", "select_classes"]
 
@@ -44,10 +44,7 @@ def load_digits_split(test_size=0.25, seed=0, dtype=np.float32, standardize=True
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
-    if isinstance(test_size, bool) or not isinstance(test_size, (int, float)):
-        raise TypeError(f"test_size must be a float, got {type(test_size).__name__}")
-    if not 0 < test_size < 1:
-        raise ValueError(f"test_size must be in (0, 1), got {test_size}")
+    check_real(test_size, "test_size", 0, 1, open_low=True, open_high=True)
     check_int(seed, "seed")
     if not np.issubdtype(np.dtype(dtype), np.floating):
         raise TypeError(f"dtype must be a floating dtype, got {np.dtype(dtype)}")

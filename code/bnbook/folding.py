@@ -15,6 +15,7 @@ folds both.
 
 import numpy as np
 
+from bnbook.batchnorm import _sigma
 from bnbook.checks import as_float_array, check_epsilon, per_feature
 
 __all__ = ["fold_batch_norm"]
@@ -60,5 +61,5 @@ def fold_batch_norm(
         raise ValueError("moving_variance must be >= 0 everywhere")
     epsilon = check_epsilon(epsilon)
 
-    a = gamma / np.sqrt(moving_variance + dtype.type(epsilon))
+    a = gamma / _sigma(moving_variance, epsilon)
     return kernel * a, (bias - moving_mean) * a + beta

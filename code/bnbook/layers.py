@@ -23,6 +23,8 @@ import copy
 
 import numpy as np
 
+from bnbook.checks import check_real
+
 __all__ = [
     "Dense",
     "Dropout",
@@ -170,15 +172,12 @@ class Dropout(Layer):
     """
 
     def __init__(self, keep, rng):
-        if isinstance(keep, bool) or not isinstance(keep, int | float):
-            raise TypeError(f"keep must be a float, got {type(keep).__name__}")
-        if not 0 < keep <= 1:
-            raise ValueError(f"keep must be in (0, 1], got {keep}")
+        keep = check_real(keep, "keep", 0, 1, open_low=True)
         if not isinstance(rng, np.random.Generator):
             raise TypeError(
                 f"rng must be a numpy.random.Generator, got {type(rng).__name__}"
             )
-        self.keep, self.rng = float(keep), rng
+        self.keep, self.rng = keep, rng
         self._scale = None
 
     def __call__(self, x, training=False):

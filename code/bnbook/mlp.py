@@ -13,7 +13,13 @@ import contextlib
 
 import numpy as np
 
-from bnbook.checks import check_bool, check_callable, check_int, check_positive
+from bnbook.checks import (
+    check_bool,
+    check_callable,
+    check_int,
+    check_positive,
+    check_real,
+)
 from bnbook.data import minibatches
 from bnbook.layers import Dense, NoiseInjection, ReLU, Residual, Sequential
 
@@ -161,11 +167,9 @@ class SGD:
 
     def __init__(self, lr, momentum=0.0, weight_decay=0.0, decoupled=False):
         self.lr = check_positive(lr, "lr")
-        self.momentum = _check_fraction(momentum, "momentum")
-        self.weight_decay = _check_fraction(weight_decay, "weight_decay", high=np.inf)
-        if not isinstance(decoupled, bool):
-            raise TypeError(f"decoupled must be a bool, got {type(decoupled).__name__}")
-        self.decoupled = decoupled
+        self.momentum = check_real(momentum, "momentum", 0, 1, open_high=True)
+        self.weight_decay = check_real(weight_decay, "weight_decay", 0)
+        self.decoupled = check_bool(decoupled, "decoupled")
         self._velocity = {}
 
     def step(self, params, decayed=None):
@@ -183,15 +187,6 @@ class SGD:
             if decay and self.decoupled:
                 p -= self.lr * decay * p
             p -= self.lr * v
-
-
-def _check_fraction(value, name, high=1.0):
-    """A float in [0, high)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a float, got {type(value).__name__}")
-    if not 0 <= value < high:
-        raise ValueError(f"{name} must be in [0, {high}), got {value}")
-    return float(value)
 
 
 def accuracy(model, x, labels):

@@ -14,6 +14,7 @@ from bnbook.checks import (
     check_int,
     check_momentum,
     check_positive,
+    check_real,
     feature_axis,
     per_feature,
     reduce_axes,
@@ -59,6 +60,25 @@ def test_good_arguments_come_back_in_the_form_computed_with():
         (lambda: check_momentum(1.5), ValueError, r"momentum must be in \[0, 1\]"),
         (lambda: check_momentum(-0.1), ValueError, r"momentum must be in \[0, 1\]"),
         (lambda: check_momentum(None), TypeError, "momentum must be a real number"),
+        (lambda: check_real("1", "x"), TypeError, "x must be a real number, got str"),
+        (lambda: check_real(np.bool_(1), "x"), TypeError, "x must be a real number"),
+        (lambda: check_real(np.inf, "x"), ValueError, "x must be finite, got inf"),
+        (
+            lambda: check_real(1, "x", high=1, open_high=True),
+            ValueError,
+            "x must be < 1",
+        ),
+        (
+            lambda: check_real(0, "x", 0, 1, open_low=True),
+            ValueError,
+            r"x must be in \(0, 1\]",
+        ),
+        (
+            lambda: check_real(1, "x", 0, 1, open_high=True),
+            ValueError,
+            r"x must be in \[0, 1\)",
+        ),
+        (lambda: check_real(1, "x", high=0.5), ValueError, "x must be <= 0.5"),
         (lambda: feature_axis(1.0, 2), TypeError, "axis must be an int"),
         (lambda: feature_axis(2, 2), ValueError, "axis 2 is out of range"),
         (lambda: feature_axis(-3, 2), ValueError, "axis -3 is out of range"),
@@ -74,6 +94,14 @@ def test_good_arguments_come_back_in_the_form_computed_with():
 def test_bad_arguments_name_themselves(call, error, message):
     with raises_naming(error, message):
         call()
+
+
+def test_check_real_takes_python_and_numpy_numbers_in_the_interval():
+    for value in (0.5, 1, np.float32(0.5), np.float64(0.5), np.int64(1)):
+        got = check_real(value, "x", 0, 1, open_low=True)
+        assert type(got) is float and got == float(value)
+    assert check_real(0, "x", 0) == 0.0 and check_real(-3, "x", high=0) == -3.0
+    assert check_real(-1e300, "x") == -1e300
 
 
 def test_show_displays_the_source_as_a_python_code_block(monkeypatch):
@@ -157,3 +185,25 @@ def test_glue_number_rejects_bad_input():
         glue_number("x", np.nan, 1)
     with raises_naming(TypeError, "value"):
         glue_number("x", "1.5", 1)
+
+
+def test_every_real_argument_takes_numpy_scalars_and_names_itself():
+    from bnbook.layers import Dropout
+    from bnbook.mlp import SGD
+    from bnbook.renorm import BatchRenorm
+
+    rng = np.random.default_rng(0)
+    assert Dropout(np.float32(0.5), rng).keep == 0.5
+    sgd = SGD(np.float32(0.1), momentum=np.float32(0.5), weight_decay=np.float64(0))
+    assert (sgd.momentum, sgd.weight_decay) == (0.5, 0.0)
+    assert BatchRenorm(rmin=np.float32(0.5), dmax=np.int64(1)).dmax == 1.0
+    for call, name in (
+        (lambda: BatchRenorm(dmax="1"), "dmax"),
+        (lambda: BatchRenorm(rmin=[1]), "rmin"),
+        (lambda: BatchRenorm(rmax=-1.0), "rmax"),
+        (lambda: Dropout("0.5", rng), "keep"),
+        (lambda: SGD(0.1, momentum=1.0), "momentum"),
+        (lambda: SGD(0.1, weight_decay=np.inf), "weight_decay"),
+    ):
+        with pytest.raises((TypeError, ValueError), match=f"^{name} must be"):
+            call()

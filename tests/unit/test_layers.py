@@ -5,7 +5,9 @@ import pytest
 from naming import raises_naming
 
 from bnbook.batchnorm import BatchNorm
+from bnbook.ghost import GhostBatchNorm
 from bnbook.gradcheck import numerical_gradient, relative_error
+from bnbook.groupnorm import GroupNorm, LayerNorm
 from bnbook.layers import (
     Dense,
     Dropout,
@@ -15,13 +17,8 @@ from bnbook.layers import (
     Residual,
     Sequential,
 )
-from bnbook.normalization import (
-    BatchRenorm,
-    GhostBatchNorm,
-    GroupNorm,
-    LayerNorm,
-    LpBatchNorm,
-)
+from bnbook.lpnorm import LpBatchNorm
+from bnbook.renorm import BatchRenorm
 
 N, C = 6, 4
 

@@ -9,6 +9,7 @@ from naming import raises_naming
 from bnbook.batchnorm import BatchNorm
 from bnbook.data import load_digits_split, minibatches
 from bnbook.gradcheck import numerical_gradient, relative_error
+from bnbook.groupnorm import GroupNorm, LayerNorm
 from bnbook.layers import Dense, Layer, NoiseInjection, ReLU, Residual, Sequential
 from bnbook.mlp import (
     accuracy,
@@ -21,7 +22,7 @@ from bnbook.mlp import (
     state_kept,
     train_mlp,
 )
-from bnbook.normalization import BatchRenorm, GroupNorm, LayerNorm
+from bnbook.renorm import BatchRenorm
 
 
 def params(model):

@@ -1,0 +1,104 @@
+"""Ghost batch norm: each ghost batch normalized alone, on any feature axis."""
+
+import numpy as np
+import pytest
+from naming import raises_naming
+
+from bnbook.batchnorm import BatchNorm, batch_norm_backward, batch_norm_forward
+from bnbook.ghost import GhostBatchNorm
+
+
+def test_ghost_batch_norm_of_the_whole_batch_is_batch_norm():
+    rng = np.random.default_rng(7)
+    x, dy = rng.normal(2.0, 3.0, size=(8, 5)), rng.normal(size=(8, 5))
+    ghost, plain = GhostBatchNorm(ghost_size=8, momentum=0.9), BatchNorm(momentum=0.9)
+    for layer in (ghost, plain):
+        layer.build(5, np.float64)
+        layer.gamma[:] = rng.normal(size=5)
+    ghost.gamma[:] = plain.gamma
+    np.testing.assert_array_equal(ghost(x, training=True), plain(x, training=True))
+    np.testing.assert_array_equal(ghost.backward(dy), plain.backward(dy))
+    np.testing.assert_array_equal(ghost.dgamma, plain.dgamma)
+    np.testing.assert_array_equal(ghost.dbeta, plain.dbeta)
+    np.testing.assert_array_equal(ghost.moving_mean, plain.moving_mean)
+    np.testing.assert_array_equal(ghost.moving_variance, plain.moving_variance)
+    np.testing.assert_array_equal(ghost(x), plain(x))
+
+
+def test_ghost_batch_norm_normalizes_each_ghost_batch_alone():
+    rng = np.random.default_rng(8)
+    x, dy = rng.normal(size=(12, 3)), rng.normal(size=(12, 3))
+    layer = GhostBatchNorm(ghost_size=4, momentum=0.5)
+    y = layer(x, training=True)
+    dx = layer.backward(dy)
+    gamma, beta = np.ones(3), np.zeros(3)
+    dgamma = np.zeros(3)
+    for k in range(3):
+        rows = slice(4 * k, 4 * k + 4)
+        y_k, cache = batch_norm_forward(x[rows], gamma, beta)
+        np.testing.assert_allclose(y[rows], y_k, rtol=1e-12)
+        dx_k, dgamma_k, _ = batch_norm_backward(dy[rows], cache)
+        np.testing.assert_allclose(dx[rows], dx_k, rtol=1e-12)
+        dgamma += dgamma_k
+    np.testing.assert_allclose(layer.dgamma, dgamma, rtol=1e-12)
+    # the moving statistics follow the average of the ghost batches' statistics
+    ghosts = x.reshape(3, 4, 3)
+    np.testing.assert_allclose(
+        layer.moving_mean, 0.5 * ghosts.mean(axis=1).mean(axis=0)
+    )
+    np.testing.assert_allclose(
+        layer.moving_variance, 0.5 + 0.5 * ghosts.var(axis=1).mean(axis=0)
+    )
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "name"),
+    [
+        (lambda: GhostBatchNorm(ghost_size=1), ValueError, "ghost_size"),
+        (lambda: GhostBatchNorm(ghost_size=2.0), TypeError, "ghost_size"),
+        (
+            lambda: GhostBatchNorm(ghost_size=4)(np.zeros((6, 2)), training=True),
+            ValueError,
+            "ghost_size",
+        ),
+    ],
+)
+def test_ghost_batch_norm_bad_input(call, error, name):
+    with raises_naming(error, name):
+        call()
+
+
+def test_ghost_batch_norm_backward_needs_the_last_batch():
+    layer = GhostBatchNorm(ghost_size=2)
+    with pytest.raises(RuntimeError, match="training=True"):
+        layer.backward(np.zeros((4, 2)))
+    layer(np.random.default_rng(0).normal(size=(4, 2)), training=True)
+    with pytest.raises(ValueError, match="4 rows"):
+        layer.backward(np.zeros((6, 2)))
+    on_axis_0 = GhostBatchNorm(ghost_size=2, axis=0)
+    with pytest.raises(ValueError, match="^axis must not be 0"):
+        on_axis_0(np.random.default_rng(0).normal(size=(4, 2)), training=True)
+
+
+@pytest.mark.parametrize("axis", [-1, 1], ids=["NHWC", "NCHW"])
+def test_ghost_batch_norm_of_images_normalizes_each_ghost_batch_alone(axis):
+    rng = np.random.default_rng(9)
+    shape = (6, 2, 3, 4) if axis == -1 else (6, 4, 2, 3)  # 4 channels
+    x, dy = rng.normal(1.0, 2.0, size=shape), rng.normal(size=shape)
+    layer = GhostBatchNorm(ghost_size=3, axis=axis, momentum=0.0)
+    layer.build(4, np.float64)
+    layer.gamma[:], layer.beta[:] = rng.uniform(0.5, 2, 4), rng.normal(size=4)
+    y = layer(x, training=True)
+    dx = layer.backward(dy)
+    mu, var, dgamma, dbeta = [], [], 0, 0
+    for rows in (slice(0, 3), slice(3, 6)):
+        y_k, cache = batch_norm_forward(x[rows], layer.gamma, layer.beta, axis=axis)
+        np.testing.assert_allclose(y[rows], y_k, rtol=1e-12)
+        dx_k, dgamma_k, dbeta_k = batch_norm_backward(dy[rows], cache)
+        np.testing.assert_allclose(dx[rows], dx_k, rtol=1e-12, atol=1e-15)
+        mu, var = [*mu, cache.mu.ravel()], [*var, cache.var.ravel()]
+        dgamma, dbeta = dgamma + dgamma_k, dbeta + dbeta_k
+    np.testing.assert_allclose(layer.dgamma, dgamma, rtol=1e-12)
+    np.testing.assert_allclose(layer.dbeta, dbeta, rtol=1e-12)
+    np.testing.assert_allclose(layer.moving_mean, np.mean(mu, axis=0), rtol=1e-12)
+    np.testing.assert_allclose(layer.moving_variance, np.mean(var, axis=0), rtol=1e-12)
