@@ -353,16 +353,6 @@ class BatchNorm(Layer):
         self.set_moving_statistics(x.mean(axis=axes), x.var(axis=axes))
         return self(x, training=False)
 
-    def affine(self):
-        """In inference mode, for features on the last axis: ``x @ diag(a) + b`` with
-        ``a = gamma / sqrt(moving_variance + epsilon)``, ``b = beta - a * moving_mean``."""
-        if self.axis != -1 or self.moving_mean is None:
-            return None
-        n = len(self.moving_mean)
-        gamma, beta = self._gamma_beta(n, self.moving_mean.dtype)
-        a = gamma / _sigma(self.moving_variance, self.epsilon)
-        return np.diag(a), beta - a * self.moving_mean
-
     def __repr__(self):
         return (
             f"BatchNorm(axis={self.axis}, momentum={self.momentum}, "

@@ -15,10 +15,11 @@ folds both.
 
 import numpy as np
 
-from bnbook.batchnorm import _sigma
+from bnbook.batchnorm import BatchNorm, _sigma
 from bnbook.checks import as_float_array, check_epsilon, per_feature
+from bnbook.layers import Dense
 
-__all__ = ["fold_batch_norm"]
+__all__ = ["fold_batch_norm", "fold_into_dense"]
 
 
 def fold_batch_norm(
@@ -63,3 +64,23 @@ def fold_batch_norm(
 
     a = gamma / _sigma(moving_variance, epsilon)
     return kernel * a, (bias - moving_mean) * a + beta
+
+
+def fold_into_dense(dense, norm):
+    """The :class:`~bnbook.layers.Dense` layer that computes ``dense`` then the batch
+    norm ``norm`` in inference mode, or None when they do not fold: ``dense`` is not a
+    dense layer, or ``norm`` is not a built batch norm (or variant) on the last axis."""
+    if not (isinstance(dense, Dense) and isinstance(norm, BatchNorm)):
+        return None
+    if norm.axis != -1 or norm.moving_mean is None:
+        return None
+    kernel, bias = fold_batch_norm(
+        dense.W,
+        dense.b,
+        norm.gamma,
+        norm.beta,
+        norm.moving_mean,
+        norm.moving_variance,
+        epsilon=norm.epsilon,
+    )
+    return Dense.from_weights(kernel, bias)

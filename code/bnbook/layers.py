@@ -13,10 +13,10 @@ Every layer is an object with
   no gradient trains (batch norm's moving statistics, a noise generator's state), as
   a dict (for a :class:`Sequential`, a list of its layers' dicts), and back.
 
-Three hooks serve measurements on a trained network, each with a default that is
-right for most layers: ``calibrate(x)`` (population statistics, chapter 7), and
-``affine()`` with ``folded()`` (folding, chapter 4). :class:`Sequential` chains layers
-and is itself a layer; :class:`Residual` adds its input to a chain's output.
+One more call serves measurements on a trained network, with a default that is right
+for most layers: ``calibrate(x)`` (population statistics, chapter 7).
+:class:`Sequential` chains layers and is itself a layer; :class:`Residual` adds its
+input to a chain's output.
 """
 
 import copy
@@ -69,14 +69,6 @@ class Layer:
         statistics of ``x`` (population statistics; most layers have none)."""
         return self(x, training=False)
 
-    def affine(self):
-        """``(W, b)`` when the layer is ``x @ W + b`` in inference mode, else None."""
-        return None
-
-    def folded(self):
-        """A copy that computes the same in inference mode (see :class:`Sequential`)."""
-        return copy.deepcopy(self)
-
 
 class Dense(Layer):
     """``y = x @ W + b`` with ``W`` of shape (n_in, n_out), He-initialized."""
@@ -106,9 +98,6 @@ class Dense(Layer):
     def params(self):
         pairs = [(self.W, self.dW)]
         return pairs if self.b is None else [*pairs, (self.b, self.db)]
-
-    def affine(self):
-        return self.W, np.zeros(self.W.shape[1]) if self.b is None else self.b
 
 
 class ReLU(Layer):
@@ -241,22 +230,25 @@ class Sequential(Layer):
         return x
 
     def folded(self):
-        """A copy in which each run of layers that are affine in inference mode (a
-        dense layer and the batch norm after it) is one :class:`Dense` layer.
+        """A copy in which each batch norm right after a dense layer is folded into it
+        (:func:`bnbook.folding.fold_into_dense`, chapter 4): what this chain computes
+        in inference mode, with fewer layers."""
+        # folding builds on batch norm, which builds on this module
+        from bnbook.folding import fold_into_dense
 
-        It computes what this chain computes in inference mode, with fewer layers
-        (chapter 4 derives the folding).
-        """
         chain = copy.copy(self)
         chain.layers = []
-        for layer in (la.folded() for la in self.layers):
-            before = chain.layers[-1].affine() if chain.layers else None
-            after = layer.affine()
-            if before is None or after is None:
+        for layer in self.layers:
+            layer = (
+                layer.folded()
+                if isinstance(layer, Sequential)
+                else copy.deepcopy(layer)
+            )
+            dense = fold_into_dense(chain.layers[-1], layer) if chain.layers else None
+            if dense is None:
                 chain.layers.append(layer)
-                continue
-            (W1, b1), (W2, b2) = before, after
-            chain.layers[-1] = Dense.from_weights(W1 @ W2, b1 @ W2 + b2)
+            else:
+                chain.layers[-1] = dense
         return chain
 
 

@@ -624,8 +624,6 @@ def test_a_float32_layer_stays_float32(center, scale):
     assert len(layer.params()) == center + scale
     layer.backward(np.ones_like(x))
     assert all(g.dtype == np.float32 for _, g in layer.params())
-    W, b = layer.affine()
-    assert W.dtype == b.dtype == np.float32
     assert layer.dgamma is None if not scale else layer.dgamma.shape == (3,)
 
 
@@ -636,10 +634,3 @@ def test_build_makes_parameters_of_the_given_dtype():
     for a in (layer.gamma, layer.beta, layer.moving_mean, layer.moving_variance):
         assert a.dtype == np.float32 and a.shape == (3,)
     np.testing.assert_array_equal(layer.moving_variance, 1.0)
-
-
-def test_affine_is_only_for_features_on_the_last_axis():
-    layer = BatchNorm(axis=1)
-    layer(np.ones((2, 3, 4)), training=True)
-    assert layer.affine() is None
-    assert BatchNorm().affine() is None  # not built yet

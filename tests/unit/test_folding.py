@@ -4,8 +4,11 @@ import numpy as np
 import pytest
 from naming import raises_naming
 
-from bnbook.batchnorm import batch_norm_inference
-from bnbook.folding import fold_batch_norm
+from bnbook.batchnorm import BatchNorm, batch_norm_inference
+from bnbook.folding import fold_batch_norm, fold_into_dense
+from bnbook.layers import Dense, ReLU
+from bnbook.lpnorm import LpBatchNorm
+from bnbook.renorm import BatchRenorm
 
 
 def bn_params(c, seed=0):
@@ -81,3 +84,30 @@ def test_bad_input(kwargs, error, name):
     epsilon = args.pop("epsilon", 1e-3)
     with raises_naming(error, name):
         fold_batch_norm(*args.values(), epsilon=epsilon)
+
+
+@pytest.mark.parametrize("make", [BatchNorm, BatchRenorm, lambda: LpBatchNorm(p=1)])
+@pytest.mark.parametrize("bias", [False, True])
+def test_fold_into_dense_computes_dense_then_batch_norm(make, bias):
+    rng = np.random.default_rng(5)
+    dense, norm = Dense(4, 3, rng, bias=bias), make()
+    for _ in range(3):  # moving statistics away from 0 and 1
+        norm(dense(rng.normal(2.0, 3.0, size=(10, 4))), training=True)
+    norm.gamma[...], norm.beta[...] = [0.5, 1.0, -2.0], [0.0, 1.0, 3.0]
+    folded = fold_into_dense(dense, norm)
+    x = rng.normal(2.0, 3.0, size=(6, 4))
+    np.testing.assert_allclose(folded(x), norm(dense(x)), rtol=1e-12, atol=1e-12)
+    assert folded.W is not dense.W and folded.b.shape == (3,)
+
+
+def test_fold_into_dense_refuses_what_does_not_fold():
+    rng = np.random.default_rng(5)
+    dense, built = Dense(4, 3, rng), BatchNorm()
+    built.build(3, np.float64)
+    on_axis_1 = BatchNorm(axis=1)
+    on_axis_1.build(3, np.float64)
+    assert fold_into_dense(dense, BatchNorm()) is None  # not built
+    assert fold_into_dense(dense, on_axis_1) is None
+    assert fold_into_dense(dense, ReLU()) is None
+    assert fold_into_dense(built, built) is None
+    assert fold_into_dense(dense, built) is not None

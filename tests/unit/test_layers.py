@@ -144,7 +144,7 @@ def test_the_state_of_batch_norm_and_renorm_names_their_buffers():
 
 def test_the_base_class_defaults():
     layer = Layer()
-    assert layer.params() == [] and layer.state() == {} and layer.affine() is None
+    assert layer.params() == [] and layer.state() == {}
     assert not layer.cancels_bias and BatchNorm.cancels_bias
     assert BatchRenorm.cancels_bias and not LayerNorm.cancels_bias
     with pytest.raises(NotImplementedError):
@@ -240,17 +240,6 @@ def test_calibrate_keeps_renorms_moving_std_in_step():
     np.testing.assert_allclose(
         layer.moving_stddev, np.sqrt(x.var(axis=0) + layer.epsilon), rtol=1e-12
     )
-
-
-def test_batch_norm_is_affine_in_inference_mode():
-    bn, (x, _) = LAYERS["batch norm"](), _inputs()
-    for _ in range(3):
-        bn(x * 2 + 1, training=True)
-    bn.gamma[...] = [0.5, 1.0, 2.0, -1.0]
-    bn.beta[...] = [0.0, 1.0, -1.0, 3.0]
-    W, b = bn.affine()
-    np.testing.assert_allclose(x @ W + b, bn(x), rtol=1e-12, atol=1e-12)
-    assert BatchNorm(axis=1).affine() is None  # not built, and not on the last axis
 
 
 @pytest.mark.parametrize("residual", [False, True])
