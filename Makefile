@@ -177,11 +177,11 @@ browser: $(STAMP)
 # metadata).
 execute: $(STAMP)
 	$(BIN)/python tools/execute.py --jobs $(JOBS) $(NB)
-	$(BIN)/python tools/workbook.py
+	$(BIN)/python tools/make_exercises.py
 
 # The exercise notebooks (chapters/*_exercise.ipynb) are generated: edit the solutions.
 workbook: $(STAMP)
-	$(BIN)/python tools/workbook.py
+	$(BIN)/python tools/make_exercises.py
 
 # JupyterLab on the chapters, its kernels with the floating-point settings above.
 # Installed on first use: the tests do not need it.

@@ -18,7 +18,7 @@ EXERCISES = sorted(CHAPTERS.glob("workbook_*_exercise.ipynb"))
 
 def generator():
     spec = importlib.util.spec_from_file_location(
-        "workbook", ROOT / "tools/workbook.py"
+        "make_exercises", ROOT / "tools/make_exercises.py"
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

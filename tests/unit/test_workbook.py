@@ -1662,7 +1662,7 @@ def test_the_location_is_the_largest_difference():
 
 
 def test_the_missing_mean_path_is_reported_with_the_readers_own_sum():
-    from bnbook.workbook import _cases
+    from bnbook.workbook.cases import _cases
 
     message = failure("no path through the mean")
     feature, value = re.search(r"for feature (\d+) it is ([\d.]+)", message).groups()
@@ -1916,7 +1916,7 @@ def test_ipython_shows_the_message_and_one_frame_of_the_check(
     lines = text.splitlines()
     assert len(lines) <= most_lines, text
     tracebacks = text.count("Traceback (most recent call last)")
-    assert text.count("bnbook/workbook.py") == 1, text  # the line that raises
+    assert text.count("bnbook/workbook/") == 1, text  # the line that raises
     if tracebacks == 2:  # the reader's code raised: their line is shown
         assert "return x[9, 9, 9], None" in text
 
@@ -1944,7 +1944,7 @@ def test_a_float64_layer_is_handed_float64_arrays_only(check):
 
 
 def test_the_inputs_include_an_odd_batch_and_unequal_sides():
-    from bnbook.workbook import DENSE, SPATIAL, _cases
+    from bnbook.workbook.cases import DENSE, SPATIAL, _cases
 
     for shapes in (DENSE, SPATIAL):
         cases = _cases(*shapes)
@@ -2034,13 +2034,14 @@ def test_a_wrong_dsq_is_named():
     message = failure_of(check_backward, forward_staged, wrong)
     assert "lacks 1/m" in message.splitlines()[0]  # a known mistake comes first
     nodes = {"dxhat", "divar", "dvar", "dsq"}
-    from bnbook.workbook import _cases, _first_wrong_node
+    from bnbook.workbook.cases import _cases
+    from bnbook.workbook.staged import _first_wrong_node
 
     case = _cases((16, 5))[0]
     dy = np.random.default_rng(1).standard_normal(case.x.shape)
     _, cache = forward_staged(case.x, case.gamma, case.beta, case.eps)
     local = {}
-    from bnbook.workbook import _locals_of
+    from bnbook.workbook.calls import _locals_of
 
     with _locals_of(wrong, local):
         wrong(dy, cache)

@@ -1,6 +1,6 @@
 """Generate the workbook's exercise notebooks from their solutions: `make workbook`.
 
-Usage: python tools/workbook.py [--check]
+Usage: python tools/make_exercises.py [--check]
 
 The solution notebooks (chapters/workbook_*.ipynb) are the source of truth. In each,
 a code cell tagged ``solution`` holds the reader's function or class as solved, and
