@@ -1,4 +1,4 @@
-"""Small NumPy networks, their loss, and plain SGD: what chapters 3 and 5 to 7 train.
+"""Small NumPy networks, their loss, and the loop that trains them (chapters 3, 5-9).
 
 :func:`build_mlp` stacks the layers of :mod:`bnbook.layers` into a
 :class:`~bnbook.layers.Sequential`; for ``sizes=(64, 100, 100, 10)`` and
@@ -18,18 +18,15 @@ from bnbook.checks import (
     check_callable,
     check_int,
     check_positive,
-    check_real,
 )
 from bnbook.data import minibatches
 from bnbook.layers import Dense, NoiseInjection, ReLU, Residual, Sequential
 
 __all__ = [
-    "SGD",
     "accuracy",
     "build_mlp",
     "layer_inputs",
     "loss_and_grads",
-    "sgd_step",
     "softmax_cross_entropy",
     "squared_error",
     "state_kept",
@@ -140,55 +137,6 @@ def squared_error(outputs, targets):
     return (error**2).sum() / n, 2 * error / n
 
 
-def sgd_step(model, lr):
-    """One step of plain gradient descent on every parameter, in place."""
-    for p, g in model.params():
-        p -= lr * g
-
-
-class SGD:
-    """Stochastic gradient descent with momentum and weight decay, as PyTorch's::
-
-        v = momentum * v + (g + weight_decay * w)
-        w = w - lr * v
-
-    or, with ``decoupled=True``, as Keras 3's ``SGD(weight_decay=...)``, which shrinks
-    the weights outside the momentum::
-
-        v = momentum * v + g
-        w = (1 - lr * weight_decay) * w - lr * v
-
-    ``step(params, decayed=None)`` updates each ``(parameter, gradient)`` pair in place,
-    e.g. ``model.params()`` or a part of it (only batch norm's gamma and beta, say);
-    weight decay applies to every one of them, or to the pairs in ``decayed`` only. The
-    velocities are kept per parameter array. Without momentum or weight decay it is
-    :func:`sgd_step`.
-    """
-
-    def __init__(self, lr, momentum=0.0, weight_decay=0.0, decoupled=False):
-        self.lr = check_positive(lr, "lr")
-        self.momentum = check_real(momentum, "momentum", 0, 1, open_high=True)
-        self.weight_decay = check_real(weight_decay, "weight_decay", 0)
-        self.decoupled = check_bool(decoupled, "decoupled")
-        self._velocity = {}
-
-    def step(self, params, decayed=None):
-        targets = None if decayed is None else {id(p) for p, _ in decayed}
-        for p, g in params:
-            decay = self.weight_decay if targets is None or id(p) in targets else 0.0
-            if decay and not self.decoupled:
-                g = g + decay * p
-            v = self._velocity.get(id(p))
-            if self.momentum:
-                v = g if v is None else self.momentum * v + g
-                self._velocity[id(p)] = v
-            else:
-                v = g
-            if decay and self.decoupled:
-                p -= self.lr * decay * p
-            p -= self.lr * v
-
-
 def accuracy(model, x, labels):
     """Fraction of ``x`` classified correctly, in inference mode."""
     return float(np.mean(np.argmax(model(x), axis=1) == labels))
@@ -269,28 +217,21 @@ def train_mlp(
     model,
     data,
     *,
+    optimizer,
     steps,
-    lr,
     batch_size=60,
     seed=0,
     eval_every=50,
     callback=None,
-    momentum=0.0,
-    weight_decay=0.0,
-    trainable=None,
     callback_every=None,
-    decoupled=False,
-    decayed=None,
+    trainable=None,
 ):
-    """SGD on ``data`` (a :class:`bnbook.data.Digits`), in float64: plain by default,
-    or with ``momentum`` and ``weight_decay`` (:class:`SGD`; PyTorch's rule, or Keras's
-    with ``decoupled=True``). ``decayed(model)``, if given, returns the ``(parameter,
-    gradient)`` pairs that weight decay applies to (by default all that train). ``lr``
-    is a float > 0, or
-    a schedule: a callable giving the rate of each step, ``lr(step)`` for ``step`` = 1,
-    ..., ``steps``. ``trainable(model)``, if
-    given, returns the ``(parameter, gradient)`` pairs to train (by default all of
-    ``model.params()``); the others stay as they are.
+    """Train ``model`` on ``data`` (a :class:`bnbook.data.Digits`) in float64, with
+    softmax cross-entropy on minibatches of ``batch_size`` (:func:`minibatches`).
+
+    ``optimizer`` updates the ``(parameter, gradient)`` pairs at each step, e.g.
+    :class:`bnbook.optim.SGD` ``(0.1)``. ``trainable(model)``, if given, returns the
+    pairs to train (by default all of ``model.params()``); the others stay as they are.
 
     Returns a dict of arrays: ``step`` (every ``eval_every`` steps, and the last),
     and at those steps ``train_loss`` (mean training-mode loss of the batches since
@@ -303,13 +244,12 @@ def train_mlp(
     last) if that is given; what it measures is the caller's to keep. It must leave the
     model as it found it (:func:`state_kept` helps).
     """
+    if not callable(getattr(optimizer, "step", None)):
+        raise TypeError(
+            "optimizer must have a step(params) method, e.g. bnbook.optim.SGD(0.1), "
+            f"got {type(optimizer).__name__}"
+        )
     steps = check_int(steps, "steps", minimum=1)
-    schedule = lr if callable(lr) else None
-    lr = (
-        check_positive(lr(1), "lr(1)")
-        if schedule is not None
-        else check_positive(lr, "lr")
-    )
     batch_size = check_int(batch_size, "batch_size", minimum=2)
     eval_every = check_int(eval_every, "eval_every", minimum=1)
     if batch_size > len(data.x_train):
@@ -321,9 +261,6 @@ def train_mlp(
         check_callable(callback, "callback")
     if trainable is not None:
         check_callable(trainable, "trainable")
-    if decayed is not None:
-        check_callable(decayed, "decayed")
-    optimizer = SGD(lr, momentum, weight_decay, decoupled)
     checkpoints = sorted(set(range(eval_every, steps + 1, eval_every)) | {steps})
     every = eval_every if callback_every is None else callback_every
     every = check_int(every, "callback_every", minimum=1)
@@ -344,12 +281,7 @@ def train_mlp(
             if not np.isfinite(loss):
                 break  # diverged
             model.backward(dlogits)
-            if schedule is not None:
-                optimizer.lr = check_positive(schedule(step), f"lr({step})")
-            optimizer.step(
-                model.params() if trainable is None else trainable(model),
-                None if decayed is None else decayed(model),
-            )
+            optimizer.step(model.params() if trainable is None else trainable(model))
             losses.append(loss)
             if step == checkpoints[k]:
                 history["train_loss"][k] = np.mean(losses)

@@ -634,3 +634,21 @@ def test_build_makes_parameters_of_the_given_dtype():
     for a in (layer.gamma, layer.beta, layer.moving_mean, layer.moving_variance):
         assert a.dtype == np.float32 and a.shape == (3,)
     np.testing.assert_array_equal(layer.moving_variance, 1.0)
+
+
+@pytest.mark.parametrize("eps", [1e-3, 0.5])
+def test_the_three_forward_passes_agree(eps):
+    """bare.forward (chapter 3's first), the workbook's reference and
+    batch_norm_forward are written apart on purpose; they compute the same."""
+    from bnbook import bare
+    from bnbook.workbook.cases import Case
+    from bnbook.workbook.reference import _y
+
+    rng = np.random.default_rng(11)
+    x = rng.normal(3.0, 2.0, size=(9, 4))
+    gamma, beta = rng.uniform(0.5, 2.0, 4), rng.normal(size=4)
+    y, _ = batch_norm_forward(x, gamma, beta, epsilon=eps)
+    y_bare, _ = bare.forward(x, gamma, beta, eps)
+    y_workbook = _y(Case("x", x, gamma, beta, eps, (0,)))
+    np.testing.assert_allclose(y_bare, y, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(y_workbook, y, rtol=1e-12, atol=1e-12)

@@ -189,7 +189,7 @@ def test_glue_number_rejects_bad_input():
 
 def test_every_real_argument_takes_numpy_scalars_and_names_itself():
     from bnbook.layers import Dropout
-    from bnbook.mlp import SGD
+    from bnbook.optim import SGD
     from bnbook.renorm import BatchRenorm
 
     rng = np.random.default_rng(0)

@@ -28,7 +28,7 @@ from bnbook.kerasbn import (
     parity_errors,
     train_keras,
 )
-from bnbook.mlp import SGD
+from bnbook.optim import SGD
 
 # Every test here runs with TensorFlow imported and seeded, even those that reach it
 # only through bnbook.kerasbn.
@@ -480,7 +480,10 @@ def test_sgd_rules_match_keras(keras, decay):
         ),
     }
     for rule, expected in rules.items():
-        ours, optimizer = w.copy(), SGD(0.125, 0.875, decay, rule == "decoupled")
+        ours, optimizer = (
+            w.copy(),
+            SGD(0.125, 0.875, decay, decoupled=rule == "decoupled"),
+        )
         for g in grads:
             optimizer.step([(ours, g)])
         np.testing.assert_allclose(ours, expected, rtol=1e-12, atol=1e-12)
