@@ -17,6 +17,7 @@ __all__ = [
     "moving_statistics",
     "one_pass_variance",
     "population_statistics",
+    "steps_to_follow",
 ]
 
 
@@ -114,3 +115,18 @@ def one_pass_variance(x, axis=-1):
     axis = feature_axis(axis, x.ndim)
     axes = reduce_axes(x.ndim, axis)
     return (x**2).mean(axis=axes) - x.mean(axis=axes) ** 2
+
+
+def steps_to_follow(layer, batch, fraction=0.99, limit=100_000):
+    """How many training-mode calls of ``layer`` on ``batch`` it takes, from a fresh
+    layer, for the moving mean of feature 0 to hold ``fraction`` of the batch's mean
+    (which must be > 0). ``layer`` is a NumPy or a Keras batch norm."""
+    batch = as_float_array(batch, "batch")
+    target = fraction * float(batch[:, 0].mean())
+    if not target > 0:
+        raise ValueError(f"batch must have a mean > 0 in feature 0, got {target}")
+    for t in range(1, limit + 1):
+        layer(batch, training=True)
+        if np.asarray(layer.moving_mean)[0] >= target:
+            return t
+    raise ValueError(f"the moving mean did not follow within {limit} steps")

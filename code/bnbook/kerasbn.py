@@ -21,7 +21,7 @@ __all__ = [
     "keras_batch_norm",
     "keras_forward_backward",
     "keras_twin",
-    "moving_statistics",
+    "moving_statistics_of",
     "parity_errors",
     "run_per_replica",
     "train_keras",
@@ -190,7 +190,7 @@ def calibrate_batch_norm(model, x):
             layer.momentum, layer.trainable = momentum, trainable
 
 
-def moving_statistics(model):
+def moving_statistics_of(model):
     """A copy of the moving statistics of every BatchNormalization of ``model``.
 
     Returns a list with one pair ``(moving_mean, moving_variance)`` of NumPy arrays of

@@ -30,6 +30,7 @@ __all__ = [
     "softmax_cross_entropy",
     "squared_error",
     "state_kept",
+    "steps_to",
     "train_mlp",
 ]
 
@@ -290,3 +291,10 @@ def train_mlp(
             if callback is not None and step in calls:
                 callback(step, model)
     return history
+
+
+def steps_to(steps, reached):
+    """The first of ``steps`` (e.g. a history's checkpoints) at which ``reached`` (one
+    bool per step) holds, or inf if it never does."""
+    hit = np.flatnonzero(reached)
+    return steps[hit[0]] if hit.size else np.inf

@@ -10,6 +10,7 @@ from bnbook.conventions import (
     moving_statistics,
     one_pass_variance,
     population_statistics,
+    steps_to_follow,
 )
 
 
@@ -87,3 +88,20 @@ def test_one_pass_variance_fails_in_float32_at_a_large_offset():
 def test_bad_input(call, error, name):
     with raises_naming(error, name):
         call()
+
+
+@pytest.mark.parametrize("momentum", [0.5, 0.9, 0.99])
+def test_steps_to_follow_counts_the_calls_to_reach_the_fraction(momentum):
+    batch = np.array([[1.0], [3.0]])  # mean 2: after t calls 2 (1 - momentum**t)
+    predicted = int(np.ceil(np.log(0.01) / np.log(momentum)))
+    assert steps_to_follow(BatchNorm(momentum=momentum), batch) == predicted
+    assert steps_to_follow(BatchNorm(momentum=momentum), batch, 0.5) == int(
+        np.ceil(np.log(0.5) / np.log(momentum))
+    )
+
+
+def test_steps_to_follow_refuses_what_it_cannot_follow():
+    with pytest.raises(ValueError, match="^batch must have a mean > 0"):
+        steps_to_follow(BatchNorm(), np.array([[-1.0], [0.0]]))
+    with pytest.raises(ValueError, match="within 3 steps"):
+        steps_to_follow(BatchNorm(momentum=0.99), np.array([[1.0], [3.0]]), limit=3)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from bnbook.dynamics import angular_update, column_norms
+from bnbook.experiments.dynamics import angular_update, column_norms
 
 
 def test_angular_update_measures_the_angle_of_each_column():

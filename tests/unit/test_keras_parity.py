@@ -24,7 +24,7 @@ from bnbook.kerasbn import (
     keras_batch_norm,
     keras_forward_backward,
     keras_twin,
-    moving_statistics,
+    moving_statistics_of,
     parity_errors,
     train_keras,
 )
@@ -153,16 +153,18 @@ def test_moving_statistics_are_a_copy_of_each_layers(keras):
         + [keras.layers.BatchNormalization(momentum=0.5)]
     )
     x = np.random.default_rng(3).normal(2.0, 3.0, size=(50, 3)).astype("float32")
-    before = moving_statistics(model)
+    before = moving_statistics_of(model)
     assert [m.shape for pair in before for m in pair] == [(3,), (3,), (2,), (2,)]
     model(x, training=True)
-    after = moving_statistics(model)
+    after = moving_statistics_of(model)
     np.testing.assert_array_equal(before[0][0], 0.0)  # the copy did not move
     np.testing.assert_allclose(after[0][0], 0.01 * x.mean(axis=0), rtol=1e-5)
     np.testing.assert_allclose(after[0][1], 0.99 + 0.01 * x.var(axis=0), rtol=1e-5)
     assert np.array_equal(after[1][1], model.layers[-1].moving_variance.numpy())
     with pytest.raises(ValueError, match="no BatchNormalization"):
-        moving_statistics(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]))
+        moving_statistics_of(
+            keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+        )
 
 
 def test_frozen_batch_norm_runs_in_inference_mode_inside_fit(keras):

@@ -7,7 +7,7 @@ import pytest
 from naming import raises_naming
 
 from bnbook.batchnorm import BatchNorm
-from bnbook.meanfield import (
+from bnbook.experiments.meanfield import (
     gradient_growth_rate,
     predicted_growth_rate,
     weight_gradient_norms,

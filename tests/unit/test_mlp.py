@@ -19,6 +19,7 @@ from bnbook.mlp import (
     softmax_cross_entropy,
     squared_error,
     state_kept,
+    steps_to,
     train_mlp,
 )
 from bnbook.optim import SGD, sgd_step
@@ -627,3 +628,10 @@ def test_train_mlp_calls_back_every_callback_every_steps():
     assert seen == [0, 5, 7]
     with raises_naming(ValueError, "callback_every"):
         train_mlp(build_mlp(), data, steps=2, optimizer=SGD(0.1), callback_every=0)
+
+
+def test_steps_to_gives_the_first_step_reached_or_inf():
+    steps = np.array([50, 100, 150])
+    assert steps_to(steps, np.array([False, True, True])) == 100
+    assert steps_to(steps, np.array([True, False, True])) == 50
+    assert steps_to(steps, np.zeros(3, bool)) == np.inf

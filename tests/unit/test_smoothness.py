@@ -5,8 +5,7 @@ import pytest
 from naming import raises_naming
 
 from bnbook.batchnorm import BatchNorm, batch_norm_forward
-from bnbook.mlp import build_mlp, loss_and_grads
-from bnbook.smoothness import (
+from bnbook.experiments.smoothness import (
     flatten,
     gradient_norm_bound,
     ics,
@@ -14,6 +13,7 @@ from bnbook.smoothness import (
     on_flat_vector,
     relative_landscape,
 )
+from bnbook.mlp import build_mlp, loss_and_grads
 
 A = np.diag([1.0, 4.0, 9.0])  # a quadratic with curvatures 1, 4 and 9
 C = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])  # curvatures of each entry of a W

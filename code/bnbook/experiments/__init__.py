@@ -1,0 +1,9 @@
+"""Measurements that each serve one chapter's experiments, apart from the library.
+
+- :mod:`~bnbook.experiments.smoothness`: Santurkar et al.'s internal covariate shift,
+  loss landscape and gradient predictiveness, and Theorem 4.1 (chapter 5);
+- :mod:`~bnbook.experiments.meanfield`: Yang et al.'s gradient explosion at
+  initialization, predicted and measured (chapter 7);
+- :mod:`~bnbook.experiments.dynamics`: the angular update of scale-invariant weights
+  (chapter 9).
+"""
