@@ -178,7 +178,7 @@ class LpBatchNorm(BatchNorm):
     divides by the same kind of spread as training. So with p = 2 (centered) it *is*
     :class:`~bnbook.batchnorm.BatchNorm`, moving statistics included.
     ``before_centering=True`` takes ``s`` of the uncentered input. The other arguments
-    are ``BatchNorm``'s (``scale`` is Keras's switch for ``gamma``, not ``s``).
+    are ``BatchNorm``'s, by name (``scale`` is Keras's switch for ``gamma``, not ``s``).
 
     :func:`bnbook.mlp.build_mlp` calls ``norm()`` without arguments, so a chapter
     passes ``p`` with ``norm=functools.partial(LpBatchNorm, p=1)`` (or a lambda).
@@ -186,17 +186,8 @@ class LpBatchNorm(BatchNorm):
 
     _backward = staticmethod(lp_norm_backward)
 
-    def __init__(
-        self,
-        p,
-        axis=-1,
-        momentum=0.99,
-        epsilon=1e-3,
-        center=True,
-        scale=True,
-        before_centering=False,
-    ):
-        super().__init__(axis, momentum, epsilon, center, scale)
+    def __init__(self, p, *, before_centering=False, **options):
+        super().__init__(**options)
         self.p = _check_p(p)
         self.before_centering = check_bool(before_centering, "before_centering")
 

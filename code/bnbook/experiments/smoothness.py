@@ -144,20 +144,17 @@ def landscape_along_gradient(loss_and_grad, w, lr, factors=(0.5, 1.0, 2.0, 3.0, 
             "the gradient at w is zero: there is no direction to move along"
         )
     eta = lr * factors
-    losses, changes = [], []
-    for step in eta:
+
+    def at(step):
         loss, g_new = loss_and_grad(w - step * g)
-        losses.append(float(loss))
-        changes.append(float(np.linalg.norm(np.asarray(g_new) - g)))
-    losses, changes = np.array(losses), np.array(changes)
+        return loss, np.linalg.norm(np.asarray(g_new) - g)
+
+    landscape = _along(at, eta, loss_at_w)
+    distance = eta * g_norm  # how far each step moves w
     return {
         "eta": eta,
-        "loss": losses,
-        "grad_change": changes,
-        "loss_at_w": float(loss_at_w),
-        "loss_range": float(losses.max() - losses.min()),
-        "grad_change_range": float(changes.max() - changes.min()),
-        "beta_smoothness": float(np.max(changes / (eta * g_norm))),
+        **landscape,
+        "beta_smoothness": _smoothness(landscape, distance),
     }
 
 
@@ -217,25 +214,44 @@ def relative_landscape(loss_and_grads, params, steps=(0.0025, 0.005, 0.01, 0.02)
     def G(grads):  # the gradient in u_l = W_l / ||W_l||, matrices stacked
         return flatten([n * grads[k] for k, n in zip(weights, norms, strict=True)])
 
-    losses, changes = [], []
-    for eta in steps:
+    def at(eta):
         moved = list(params)
         for k, n in zip(weights, norms, strict=True):
             moved[k] = params[k] - eta * n * g[k] / np.linalg.norm(g[k])
         loss, g_moved = _checked_gradients(loss_and_grads, moved)
-        losses.append(float(loss))
-        changes.append(float(np.linalg.norm(G(g_moved) - G(g))))
-    losses, changes = np.array(losses), np.array(changes)
+        return loss, np.linalg.norm(G(g_moved) - G(g))
+
+    landscape = _along(at, steps, loss_at_w)
+    distance = steps * np.sqrt(len(weights))  # ||Delta u|| of each step
     return {
         "steps": steps,
+        **landscape,
+        "grad_norm": float(np.linalg.norm(G(g))),
+        "beta_smoothness": _smoothness(landscape, distance),
+    }
+
+
+def _along(at, steps, loss_at_w):
+    """The loss and the gradient change ``at(step) -> (loss, change)`` at each step:
+    a dict of ``loss`` and ``grad_change`` (k,), ``loss_at_w`` and the ranges."""
+    losses, changes = [], []
+    for step in steps:
+        loss, change = at(step)
+        losses.append(float(loss))
+        changes.append(float(change))
+    losses, changes = np.array(losses), np.array(changes)
+    return {
         "loss": losses,
         "grad_change": changes,
         "loss_at_w": float(loss_at_w),
-        "grad_norm": float(np.linalg.norm(G(g))),
         "loss_range": float(losses.max() - losses.min()),
         "grad_change_range": float(changes.max() - changes.min()),
-        "beta_smoothness": float(np.max(changes / (steps * np.sqrt(len(weights))))),
     }
+
+
+def _smoothness(landscape, distance):
+    """The effective beta-smoothness: the largest gradient change per distance."""
+    return float(np.max(landscape["grad_change"] / distance))
 
 
 def _parameter_list(params):
