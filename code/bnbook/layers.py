@@ -23,7 +23,7 @@ import copy
 
 import numpy as np
 
-from bnbook.checks import check_real
+from bnbook.checks import check_callable, check_real
 
 __all__ = [
     "Dense",
@@ -228,6 +228,21 @@ class Sequential(Layer):
         for layer in self.layers:
             x = layer.calibrate(x)
         return x
+
+    def inserted(self, make, *, before=None, after=None):
+        """A chain of the same layers with a new layer ``make()`` just before each
+        layer of the class ``before``, or just after each one of the class ``after``:
+        e.g. ``build_mlp(sizes).inserted(BatchNorm, after=ReLU)``. The layers are
+        shared with this chain, not copied: build a fresh network with it."""
+        check_callable(make, "make")
+        if (before is None) == (after is None):
+            raise ValueError("inserted takes one of before and after, a layer class")
+        layers = []
+        for layer in self.layers:
+            layers += [make()] if before and isinstance(layer, before) else []
+            layers.append(layer)
+            layers += [make()] if after and isinstance(layer, after) else []
+        return Sequential(layers)
 
     def folded(self):
         """A copy in which each batch norm right after a dense layer is folded into it

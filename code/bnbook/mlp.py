@@ -20,7 +20,7 @@ from bnbook.checks import (
     check_positive,
 )
 from bnbook.data import minibatches
-from bnbook.layers import Dense, NoiseInjection, ReLU, Residual, Sequential
+from bnbook.layers import Dense, ReLU, Residual, Sequential
 
 __all__ = [
     "accuracy",
@@ -39,14 +39,12 @@ def build_mlp(
     sizes=(64, 100, 100, 10),
     *,
     norm=None,
-    noise=False,
     residual=False,
     activation="relu",
-    norm_placement="before",
     init_scale=1.0,
     seed=0,
 ):
-    """A network of dense layers, each hidden one followed by ``[norm] [noise] [ReLU]``.
+    """A network of dense layers, each hidden one followed by ``[norm] [ReLU]``.
 
     Parameters
     ----------
@@ -54,13 +52,9 @@ def build_mlp(
     norm : None, or a callable without arguments that makes a normalization layer,
         e.g. ``BatchNorm``, ``LayerNorm`` or ``lambda: GroupNorm(4)``. A dense layer
         before a layer that cancels a bias (batch norm) has none: beta takes its role.
-    noise : bool, a :class:`~bnbook.layers.NoiseInjection` before each activation
-        (Santurkar et al.'s noisy batch norm), drawing from a generator seeded by ``seed``
     residual : bool, wrap each hidden block whose input and output have the same size
         in a :class:`~bnbook.layers.Residual`: ``x + ReLU(BN(x @ W))``
     activation : "relu", or "linear" for none: a deep linear network
-    norm_placement : "before" the activation, as Ioffe & Szegedy place it, or "after"
-        it: ``Dense [ReLU] [norm] [noise]``, where the dense layer keeps its bias
     init_scale : float > 0, multiplies the He standard deviation sqrt(2 / n_in)
     seed : int, seeds the initialization
     """
@@ -71,34 +65,19 @@ def build_mlp(
         )
     if norm is not None:
         check_callable(norm, "norm")
-    check_bool(noise, "noise")
     check_bool(residual, "residual")
     if activation not in ("relu", "linear"):
         raise ValueError(f'activation must be "relu" or "linear", got {activation!r}')
-    if not isinstance(norm_placement, str):
-        raise TypeError(
-            f"norm_placement must be a str, got {type(norm_placement).__name__}"
-        )
-    if norm_placement not in ("before", "after"):
-        raise ValueError(
-            f'norm_placement must be "before" or "after", got {norm_placement!r}'
-        )
     init_scale = check_positive(init_scale, "init_scale")
     rng = np.random.default_rng(check_int(seed, "seed"))
-    noise_rng = np.random.default_rng([seed, 1])
     layers = []
     for n_in, n_out in zip(sizes[:-2], sizes[1:-1], strict=True):
         normalization = [] if norm is None else [norm()]
         for layer in normalization:
             layer.build(n_out, np.float64)  # so that params() lists it before a call
         act = [ReLU()] if activation == "relu" else []
-        after = norm_placement == "after" and activation == "relu"
-        bias = after or not any(layer.cancels_bias for layer in normalization)
-        block = [Dense(n_in, n_out, rng, bias, init_scale)]
-        block += act if after else []
-        block += normalization
-        block += [NoiseInjection(noise_rng)] if noise else []
-        block += [] if after else act
+        bias = not any(layer.cancels_bias for layer in normalization)
+        block = [Dense(n_in, n_out, rng, bias, init_scale), *normalization, *act]
         if residual and n_in == n_out:
             layers.append(Residual(block))
         else:

@@ -323,3 +323,30 @@ def test_dropout_bad_arguments(kwargs, error, name):
     arguments = {"keep": 0.5, "rng": np.random.default_rng(0)} | kwargs
     with raises_naming(error, name):
         Dropout(**arguments)
+
+
+def test_inserted_puts_a_new_layer_before_or_after_each_of_a_class():
+    rng = np.random.default_rng(8)
+    dense, relu, last = Dense(C, C, rng), ReLU(), Dense(C, 2, rng)
+    model = Sequential([dense, relu, last])
+    after = model.inserted(BatchNorm, after=ReLU)
+    before = model.inserted(BatchNorm, before=Dense)
+    assert [type(la) for la in after.layers] == [Dense, ReLU, BatchNorm, Dense]
+    assert [type(la) for la in before.layers] == [
+        BatchNorm,
+        Dense,
+        ReLU,
+        BatchNorm,
+        Dense,
+    ]
+    assert before.layers[1] is dense and after.layers[3] is last  # shared, not copied
+    assert before.layers[0] is not before.layers[3]  # a new layer each time
+    assert [type(la) for la in model.layers] == [Dense, ReLU, Dense]  # unchanged
+    for kwargs, error in (
+        ({}, ValueError),
+        ({"before": ReLU, "after": ReLU}, ValueError),
+    ):
+        with raises_naming(error, "before"):
+            model.inserted(BatchNorm, **kwargs)
+    with raises_naming(TypeError, "make"):
+        model.inserted("BatchNorm", after=ReLU)

@@ -26,6 +26,12 @@ from bnbook.optim import SGD, sgd_step
 from bnbook.renorm import BatchRenorm
 
 
+def _noisy(model, seed=0, **where):
+    """``model`` with Santurkar et al.'s noise before each ReLU (or ``after=...``)."""
+    rng = np.random.default_rng([seed, 1])
+    return model.inserted(lambda: NoiseInjection(rng), **(where or {"before": ReLU}))
+
+
 def params(model):
     return [p for p, _ in model.params()]
 
@@ -49,8 +55,10 @@ def test_softmax_cross_entropy_value_and_gradient():
 )
 def test_backward_matches_finite_differences(batch_norm, placement):
     rng = np.random.default_rng(0)
-    norm = BatchNorm if batch_norm else None
-    model = build_mlp((5, 4, 3), norm=norm, norm_placement=placement, seed=1)
+    if placement == "after":
+        model = build_mlp((5, 4, 3), seed=1).inserted(BatchNorm, after=ReLU)
+    else:
+        model = build_mlp((5, 4, 3), norm=BatchNorm if batch_norm else None, seed=1)
     x, labels = rng.normal(size=(6, 5)), np.array([0, 1, 2, 0, 1, 2])
 
     def loss_of_x(x_):
@@ -76,7 +84,7 @@ def test_backward_matches_finite_differences(batch_norm, placement):
 
 def test_batch_norm_before_or_after_the_activation():
     before = build_mlp((5, 4, 4, 3), norm=BatchNorm, seed=1)
-    after = build_mlp((5, 4, 4, 3), norm=BatchNorm, norm_placement="after", seed=1)
+    after = build_mlp((5, 4, 4, 3), seed=1).inserted(BatchNorm, after=ReLU)
     kinds = [[type(layer).__name__ for layer in m.layers] for m in (before, after)]
     assert kinds[0] == ["Dense", "BatchNorm", "ReLU"] * 2 + ["Dense"]
     assert kinds[1] == ["Dense", "ReLU", "BatchNorm"] * 2 + ["Dense"]
@@ -88,15 +96,6 @@ def test_batch_norm_before_or_after_the_activation():
     assert (h >= 0).all()
     # what the next dense layer sees has mean beta = 0 after, and is >= 0 before
     assert np.allclose(after.layers[2](h, training=True).mean(axis=0), 0.0)
-    # with no activation there is nothing to be after
-    linear = build_mlp(
-        (5, 4, 3), norm=BatchNorm, norm_placement="after", activation="linear"
-    )
-    assert [type(layer).__name__ for layer in linear.layers] == [
-        "Dense",
-        "BatchNorm",
-        "Dense",
-    ]
 
 
 def test_layers_with_and_without_batch_norm():
@@ -138,7 +137,6 @@ def test_same_seed_same_run():
         ({"seed": 1.5}, TypeError, "seed"),
         ({"init_scale": 0.0}, ValueError, "init_scale"),
         ({"init_scale": "1"}, TypeError, "init_scale"),
-        ({"noise": "yes"}, TypeError, "noise"),
     ],
 )
 def test_bad_model_arguments(kwargs, error, name):
@@ -253,7 +251,7 @@ def test_loss_and_grads_checks_the_other_parameters():
 def test_noisy_networks_still_learn_and_predict_deterministically():
     data = load_digits_split()
     for batch_norm in (False, True):
-        model = build_mlp(norm=BatchNorm if batch_norm else None, noise=True, seed=0)
+        model = _noisy(build_mlp(norm=BatchNorm if batch_norm else None, seed=0))
         assert sum(isinstance(la, NoiseInjection) for la in model.layers) == 2
         history = train_mlp(model, data, steps=200, optimizer=SGD(0.05), eval_every=100)
         assert history["test_accuracy"][-1] > 0.85
@@ -273,7 +271,8 @@ def test_a_linear_network_has_no_relu_and_is_linear():
 @pytest.mark.parametrize("activation", ["relu", "linear"])
 def test_layer_inputs_one_per_layer_and_no_trace(activation):
     rng = np.random.default_rng(2)
-    model = build_mlp((5, 7, 6, 3), norm=BatchNorm, noise=True, activation=activation)
+    model = build_mlp((5, 7, 6, 3), norm=BatchNorm, activation=activation)
+    model = _noisy(model, after=BatchNorm)
     x = rng.normal(3.0, 2.0, size=(40, 5))
     model(x, training=True)
     bn = model.layers[1]
@@ -311,7 +310,7 @@ def test_loss_and_grads_at_other_parameters_leaves_the_model_alone():
 
 
 def test_state_kept_restores_the_moving_statistics_and_the_noise():
-    model = build_mlp((5, 4, 3), norm=BatchNorm, noise=True, seed=1)
+    model = _noisy(build_mlp((5, 4, 3), norm=BatchNorm, seed=1))
     x = np.random.default_rng(0).normal(size=(6, 5))
     with state_kept(model):
         first = model(x, training=True)
@@ -331,10 +330,10 @@ def test_callback_sees_every_checkpoint_and_measuring_changes_nothing():
 
     kwargs = {"steps": 70, "eval_every": 25}
     plain = train_mlp(
-        build_mlp(norm=BatchNorm, noise=True), data, optimizer=SGD(0.1), **kwargs
+        _noisy(build_mlp(norm=BatchNorm)), data, optimizer=SGD(0.1), **kwargs
     )
     measured = train_mlp(
-        build_mlp(norm=BatchNorm, noise=True),
+        _noisy(build_mlp(norm=BatchNorm)),
         data,
         optimizer=SGD(0.1),
         callback=measure,
@@ -400,8 +399,6 @@ def test_population_statistics_make_inference_equal_training_on_that_batch():
     [
         ({"norm": "LayerNorm"}, TypeError, "norm"),
         ({"residual": 1}, TypeError, "residual"),
-        ({"norm_placement": "middle"}, ValueError, "norm_placement"),
-        ({"norm_placement": None}, TypeError, "norm_placement"),
     ],
 )
 def test_bad_normalization_arguments(kwargs, error, name):
