@@ -110,8 +110,10 @@ def parity_errors(
     steps=3,
     offset=0.0,
     seed=0,
+    layer=BatchNorm,
 ):
-    """Run the book's ``BatchNorm`` and Keras's side by side; return their differences.
+    """Run the book's ``BatchNorm`` (or another ``layer`` class taking its options) and
+    Keras's side by side; return their differences.
 
     Both start from the same random ``gamma`` and ``beta`` and see ``steps`` training
     batches ``offset + N(1, 2^2)`` of ``shape``, each with a random upstream gradient,
@@ -129,7 +131,7 @@ def parity_errors(
     theirs = keras_batch_norm(
         (None, *shape[1:]), dtype=dtype, gamma=gamma, beta=beta, **options
     )
-    ours = BatchNorm(**options)
+    ours = layer(**options)
     ours.build(c, np.dtype(dtype))
     ours.gamma, ours.beta = gamma, beta
     errors = {}

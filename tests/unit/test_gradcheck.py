@@ -33,6 +33,27 @@ def test_a_function_that_ignores_its_argument_is_refused():
         numerical_gradient(lambda _: np.exp(x), x, np.ones(2))
 
 
+def test_an_upstream_gradient_of_ones_hides_a_wrong_batch_norm_backward():
+    """Chapter 3's first guard: batch norm's outputs sum to a constant per feature,
+    so with dy = 1 the true dx is 0 and a backward returning zeros passes; a random
+    dy catches it."""
+    from bnbook.batchnorm import batch_norm_backward, batch_norm_forward
+
+    rng = np.random.default_rng(3)
+    x, gamma, beta = rng.normal(size=(6, 2)), np.ones(2), np.zeros(2)
+
+    def forward(x_):
+        return batch_norm_forward(x_, gamma, beta)[0]
+
+    def error_of_zeros(dy):
+        return np.abs(numerical_gradient(forward, x, dy)).max()  # vs dx = 0
+
+    ones, random = np.ones_like(x), rng.normal(size=x.shape)
+    assert error_of_zeros(ones) < 1e-8 and error_of_zeros(random) > 1e-2
+    dx = batch_norm_backward(random, batch_norm_forward(x, gamma, beta)[1])[0]
+    assert relative_error(dx, numerical_gradient(forward, x, random)) < 1e-7
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "name"),
     [

@@ -1,5 +1,7 @@
 """The one layer interface: every layer, checked the same way."""
 
+import copy
+
 import numpy as np
 import pytest
 from naming import raises_naming
@@ -110,7 +112,24 @@ def test_state_restores_what_a_training_call_changes(name):
     layer(x + 1.0, training=True)  # moves the moving statistics, draws new noise
     layer.set_state(saved)
     np.testing.assert_array_equal(layer(x, training=True), first)
-    np.testing.assert_array_equal(layer(x), layer(x))  # inference has no side effect
+    before = copy.deepcopy(layer.state())
+    layer(x + 2.0)  # inference changes no state: the next training call is the same
+    _assert_same_state(layer.state(), before)
+
+
+def _assert_same_state(state, expected):
+    """Equal states: dicts (or lists of dicts) of arrays or generator states."""
+    if isinstance(state, list):
+        assert len(state) == len(expected)
+        for s, e in zip(state, expected, strict=True):
+            _assert_same_state(s, e)
+        return
+    assert state.keys() == expected.keys()
+    for key, value in state.items():
+        if isinstance(value, np.ndarray):
+            np.testing.assert_array_equal(value, expected[key])
+        else:
+            assert value == expected[key], key
 
 
 @pytest.mark.parametrize("name", ["relu", "dense", "layer norm"])

@@ -255,7 +255,10 @@ def test_noisy_networks_still_learn_and_predict_deterministically():
         assert sum(isinstance(la, NoiseInjection) for la in model.layers) == 2
         history = train_mlp(model, data, steps=200, optimizer=SGD(0.05), eval_every=100)
         assert history["test_accuracy"][-1] > 0.85
-        np.testing.assert_array_equal(model(data.x_test[:5]), model(data.x_test[:5]))
+        first = model(data.x_test[:5])  # inference draws no noise ...
+        np.testing.assert_array_equal(model(data.x_test[:5]), first)
+        noisy = model(data.x_test[:5], training=True)  # ... training does
+        assert not np.array_equal(noisy, model(data.x_test[:5], training=True))
 
 
 def test_a_linear_network_has_no_relu_and_is_linear():
