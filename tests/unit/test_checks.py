@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 from naming import raises_naming
 
-from bnbook import glue_number, seeds, show
 from bnbook.checks import (
     as_float_array,
     check_bool,
@@ -102,89 +101,6 @@ def test_check_real_takes_python_and_numpy_numbers_in_the_interval():
         assert type(got) is float and got == float(value)
     assert check_real(0, "x", 0) == 0.0 and check_real(-3, "x", high=0) == -3.0
     assert check_real(-1e300, "x") == -1e300
-
-
-def test_show_displays_the_source_as_a_python_code_block(monkeypatch):
-    class Recorder:
-        def method(self):
-            """``x`` in double backticks, and a run of three: ```"""
-            return 1
-
-    shown = []
-    monkeypatch.setattr(
-        "IPython.display.display", lambda data, raw: shown.append((data, raw))
-    )
-    show(Recorder.method)
-    ((data, raw),) = shown
-    source = data["text/plain"]
-    assert raw and set(data) == {"text/markdown", "text/plain"}
-    assert source.startswith("def method(self):\n") and source.endswith("return 1\n")
-    assert data["text/markdown"] == f"````python\n{source}````\n"  # 4: longer than 3
-
-    def plain(x):
-        return x
-
-    show(plain)  # no backticks at all: the usual fence of 3
-    assert (
-        shown[-1][0]["text/markdown"] == "```python\ndef plain(x):\n    return x\n```\n"
-    )
-    with pytest.raises(TypeError, match="obj must be a function or a class"):
-        show(42)
-
-
-def test_seeds_start_at_the_offset_from_the_environment(monkeypatch):
-    monkeypatch.delenv("BNBOOK_SEED_OFFSET", raising=False)
-    assert seeds(3) == range(0, 3)
-    monkeypatch.setenv("BNBOOK_SEED_OFFSET", "1000")
-    assert seeds(5) == range(1000, 1005)
-    assert seeds(1)[0] == 1000
-
-
-@pytest.mark.parametrize(
-    "offset, message", [("x", "whole number"), ("1.5", "whole number"), ("-1", ">= 0")]
-)
-def test_seeds_reject_a_bad_offset_naming_the_variable(monkeypatch, offset, message):
-    monkeypatch.setenv("BNBOOK_SEED_OFFSET", offset)
-    with pytest.raises(ValueError, match=f"BNBOOK_SEED_OFFSET.*{message}"):
-        seeds(2)
-
-
-def test_seeds_reject_a_bad_count(monkeypatch):
-    monkeypatch.delenv("BNBOOK_SEED_OFFSET", raising=False)
-    with raises_naming(TypeError, "n"):
-        seeds(2.0)
-    with raises_naming(ValueError, "n"):
-        seeds(0)
-
-
-def test_glue_number_glues_the_rounded_value_as_a_plain_number(monkeypatch):
-    glued = []
-    monkeypatch.setattr(
-        "myst_nb.glue",
-        lambda name, value, display: glued.append((name, value, display)),
-    )
-    # nothing returned: a call that ends a cell shows no stray number in the book
-    assert glue_number("ratio", np.float64(1.4567), 1) is None
-    glue_number("steps", np.int64(775), 0)
-    glue_number("big", 12345.6, -2)
-    assert glued == [
-        ("ratio", 1.5, False),
-        ("steps", 775, False),
-        ("big", 12300, False),
-    ]
-    assert all(type(v) in (float, int) for _, v, _ in glued)
-    assert type(glued[0][1]) is float and type(glued[1][1]) is int
-
-
-def test_glue_number_rejects_bad_input():
-    with raises_naming(TypeError, "name"):
-        glue_number("", 1.0, 1)
-    with raises_naming(TypeError, "digits"):
-        glue_number("x", 1.0, 1.5)
-    with raises_naming(ValueError, "value"):
-        glue_number("x", np.nan, 1)
-    with raises_naming(TypeError, "value"):
-        glue_number("x", "1.5", 1)
 
 
 def test_every_real_argument_takes_numpy_scalars_and_names_itself():
