@@ -174,7 +174,9 @@ browser: $(STAMP)
 	$(PYTEST) tests/browser
 
 # Then the workbook's exercise notebooks follow their solutions (which carry the kernel's
-# metadata).
+# metadata). tools/execute.py fails only on an error: a notebook over its time budget is
+# a warning, so the exercise notebooks are never left behind their solutions' outputs.
+# Its timings are in _build/timings.md.
 execute: $(STAMP)
 	$(BIN)/python tools/execute.py --jobs $(JOBS) $(NB)
 	$(BIN)/python tools/workbook.py
@@ -195,7 +197,7 @@ lab: $(STAMP)
 # stays at 1 (bnbook sets it anyway, for every reader): on these small matrices a second
 # thread on a busy 2-core machine makes a notebook many times slower, and the kernels, not
 # the threads, are what move the last bits. Two notebooks at a time (JOBS); the executed
-# copies go to _build/robust, the chapters stay.
+# copies (and timings.md) go to _build/robust, the chapters stay. Any error fails it.
 SEED_OFFSET ?= 1000
 FP_SETTINGS := OPENBLAS_CORETYPE NPY_DISABLE_CPU_FEATURES ONEDNN_MAX_CPU_ISA XLA_FLAGS
 robust: $(STAMP)
