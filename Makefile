@@ -28,8 +28,8 @@ PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 # of the 2-core machine the book is timed on, each with one BLAS thread.
 JOBS ?= 2
 
-.PHONY: book test execute robust lint format unit thorough mutation stored nbval pages links \
-  browser lab workbook sweep clean help
+.PHONY: book test execute robust lint format unit fast thorough mutation stored nbval pages \
+  links browser lab workbook sweep clean help
 
 help:
 	@echo "make book      build the HTML book into _build/html (open _build/html/index.html)"
@@ -37,6 +37,8 @@ help:
 	@echo "               browser; stops at the first failure"
 	@echo "make lint      ruff check and ruff format --check over code, tests, tools, chapters"
 	@echo "make unit      the unit tests of bnbook (tests/unit; a bare pytest runs the same)"
+	@echo "make fast      the unit tests that need no TensorFlow (pytest -m \"not keras\"),"
+	@echo "               for the edit-and-test loop"
 	@echo "make stored    notebooks are stored executed, in order, without errors or stderr"
 	@echo "make nbval     strict nbval: notebooks re-executed, every text output compared"
 	@echo "               (NB=path for one; two at a time, JOBS=1 for one at a time)"
@@ -123,6 +125,13 @@ format: $(STAMP)
 
 unit: $(STAMP)
 	$(PYTEST) -n $(JOBS) tests/unit
+
+# The unit tests without TensorFlow, whose import alone takes seconds. The marker keras
+# names the tests that need it; tests/conftest.py registers it and fails a test that
+# imports TensorFlow without it. One process: on two cores pytest-xdist gains little, and
+# loses when another job holds a core.
+fast: $(STAMP)
+	$(PYTEST) -m "not keras" tests/unit
 
 # The property tests (Hypothesis's marker), each with 2000 new random examples instead
 # of the book's fixed ones: the profile "thorough" of tests/conftest.py.
