@@ -50,6 +50,7 @@ help:
 	@echo "make links     Sphinx linkcheck, offline: local targets checked, external ones listed"
 	@echo "               (LINKS=online fetches the external ones too: needs the network)"
 	@echo "make pages     the built HTML: a page per _toc.yml entry, every internal link resolves"
+	@echo "               (runs make book and make links first where their output is stale)"
 	@echo "make browser   every built page in headless Chromium (needs chromium, chromedriver)"
 	@echo "make execute   re-run notebooks in place to refresh their outputs (NB=path for one;"
 	@echo "               two at a time, JOBS=1 for one at a time)"
@@ -89,7 +90,21 @@ $(STAMP): requirements.txt requirements-book.txt code/pyproject.toml | $(BIN)/py
 
 book: $(BOOK_STAMP)
 	$(BIN)/jupyter-book build --all -W -n --keep-going .
+	@touch $(HTML_BUILT)
 	@echo "The book is in _build/html: open _build/html/index.html in a browser."
+
+# What the HTML and the linkcheck report are made from. `make pages` reads both: it
+# remakes one only when it is missing, failed, or older than a source, so after `make
+# book` and `make links` (as `make test` runs them) it builds nothing again. The stamps
+# are touched only after a build that succeeded (with -W, a warning fails it).
+BOOK_SOURCES := _config.yml _toc.yml references.bib requirements-book.txt \
+  tools/authoryear.py tools/exercisebinder.py $(wildcard chapters/* _static/*)
+HTML_BUILT := _build/.html-built
+LINKS_BUILT := _build/.links-built
+$(HTML_BUILT): $(BOOK_SOURCES) | $(BOOK_STAMP)
+	+$(MAKE) --no-print-directory book
+$(LINKS_BUILT): $(BOOK_SOURCES) | $(BOOK_STAMP)
+	+$(MAKE) --no-print-directory links
 
 # One stage of `make test`: its heading $(1), then each target of $(2) in a sub-make of
 # its own, in order; the first failure stops `make test`. "+" runs the sub-make under
@@ -160,7 +175,7 @@ nbval: $(STAMP)
 	  -n $(JOBS) --dist loadfile --durations=0 --ignore-glob='*_exercise.ipynb' \
 	  $(or $(NB),chapters)
 
-pages: $(STAMP)
+pages: $(STAMP) $(HTML_BUILT) $(LINKS_BUILT)
 	$(PYTEST) tests/build
 
 # Sphinx's linkcheck, offline (see linkcheck_ignore in _config.yml): a missing local
@@ -176,6 +191,7 @@ ifeq ($(LINKS),online)
 else
 	$(BIN)/jupyter-book build $(LINKCHECK) .
 endif
+	@touch $(LINKS_BUILT)
 
 # Needs Debian's chromium and chromium-driver (.ci/run installs them); screenshots of
 # every page go to _build/screenshots.
