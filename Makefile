@@ -1,4 +1,5 @@
-# The book's two everyday commands are `make book` and `make test`; see README.md.
+# The book's two everyday commands are `make book` and `make test`; see README.md, and
+# docs/DEVELOPING.md for the others.
 # Each creates the virtual environment .venv on first use and installs requirements.txt.
 
 # The first Python 3.11-3.13 found (TensorFlow 2.21 has wheels for those), else python3.
@@ -53,12 +54,13 @@ help:
 	@echo "               (runs make book and make links first where their output is stale)"
 	@echo "make browser   every built page in headless Chromium (needs chromium, chromedriver)"
 	@echo "make execute   re-run notebooks in place to refresh their outputs (NB=path for one;"
-	@echo "               two at a time, JOBS=1 for one at a time)"
+	@echo "               two at a time, JOBS=1 for one at a time); timings in _build/timings.md"
 	@echo "make workbook  write the workbook's exercise notebooks from their solutions"
 	@echo "make lab       JupyterLab on the chapters, with the book's floating-point settings"
 	@echo "make format    ruff format, then ruff check --fix, over code, tests, tools, chapters"
 	@echo "make thorough  the property tests with new random examples, 2000 each (slow)"
-	@echo "make mutation  mutation testing of bnbook's core modules with mutmut (slow)"
+	@echo "make mutation  mutation testing of bnbook's core modules with mutmut (slow);"
+	@echo "               results in _build/mutation (see docs/DEVELOPING.md)"
 	@echo "make clean     remove _build and .venv"
 	@echo "make help      this list"
 
@@ -155,7 +157,9 @@ thorough: $(STAMP)
 
 # Mutation testing (mutmut, installed into .venv on first use): a copy of code/bnbook and
 # tests/ in _build/mutation, so that mutmut's files stay out of the working tree; the
-# modules it mutates are listed in tools/mutation.cfg. Prints the surviving mutants.
+# modules it mutates are listed in tools/mutation.cfg. The results stay there, where they
+# were measured (docs/DEVELOPING.md says how to read them): the counts in
+# mutants/mutmut-cicd-stats.json, and every mutant not killed in results.txt.
 MUTMUT_VERSION := 3.8.1
 mutation: $(STAMP)
 	$(BIN)/python -m pip install --quiet mutmut==$(MUTMUT_VERSION)
@@ -163,7 +167,9 @@ mutation: $(STAMP)
 	cp -r code/bnbook tests _build/mutation/
 	cp tools/mutation.cfg _build/mutation/setup.cfg
 	cd _build/mutation && $(CURDIR)/$(BIN)/mutmut run --max-children 2 || true
-	cd _build/mutation && $(CURDIR)/$(BIN)/mutmut results
+	cd _build/mutation && $(CURDIR)/$(BIN)/mutmut export-cicd-stats
+	cd _build/mutation && $(CURDIR)/$(BIN)/mutmut results > results.txt
+	cat _build/mutation/results.txt _build/mutation/mutants/mutmut-cicd-stats.json
 
 stored: $(STAMP)
 	$(PYTEST) tests/notebooks
