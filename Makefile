@@ -1,4 +1,5 @@
-# The book's two everyday commands are `make book` and `make test`; see README.md.
+# The book's two everyday commands are `make book` and `make test`; see README.md, and
+# docs/DEVELOPING.md for the others.
 # Each creates the virtual environment .venv on first use and installs requirements.txt.
 
 # The first Python 3.11-3.13 found (TensorFlow 2.21 has wheels for those), else python3.
@@ -28,8 +29,8 @@ PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 # of the 2-core machine the book is timed on, each with one BLAS thread.
 JOBS ?= 2
 
-.PHONY: book test execute robust lint format unit thorough mutation stored nbval pages links \
-  browser lab workbook sweep clean help
+.PHONY: book test execute robust lint format unit fast thorough mutation stored nbval pages \
+  links browser lab workbook sweep clean help
 
 help:
 	@echo "make book      build the HTML book into _build/html (open _build/html/index.html)"
@@ -37,6 +38,8 @@ help:
 	@echo "               browser; stops at the first failure"
 	@echo "make lint      ruff check and ruff format --check over code, tests, tools, chapters"
 	@echo "make unit      the unit tests of bnbook (tests/unit; a bare pytest runs the same)"
+	@echo "make fast      the unit tests that need no TensorFlow (pytest -m \"not keras\"),"
+	@echo "               for the edit-and-test loop"
 	@echo "make stored    notebooks are stored executed, in order, without errors or stderr"
 	@echo "make nbval     strict nbval: notebooks re-executed, every text output compared"
 	@echo "               (NB=path for one; two at a time, JOBS=1 for one at a time)"
@@ -48,14 +51,16 @@ help:
 	@echo "make links     Sphinx linkcheck, offline: local targets checked, external ones listed"
 	@echo "               (LINKS=online fetches the external ones too: needs the network)"
 	@echo "make pages     the built HTML: a page per _toc.yml entry, every internal link resolves"
+	@echo "               (runs make book and make links first where their output is stale)"
 	@echo "make browser   every built page in headless Chromium (needs chromium, chromedriver)"
 	@echo "make execute   re-run notebooks in place to refresh their outputs (NB=path for one;"
-	@echo "               two at a time, JOBS=1 for one at a time)"
+	@echo "               two at a time, JOBS=1 for one at a time); timings in _build/timings.md"
 	@echo "make workbook  write the workbook's exercise notebooks from their solutions"
 	@echo "make lab       JupyterLab on the chapters, with the book's floating-point settings"
 	@echo "make format    ruff format, then ruff check --fix, over code, tests, tools, chapters"
 	@echo "make thorough  the property tests with new random examples, 2000 each (slow)"
-	@echo "make mutation  mutation testing of bnbook's core modules with mutmut (slow)"
+	@echo "make mutation  mutation testing of bnbook's core modules with mutmut (slow);"
+	@echo "               results in _build/mutation (see docs/DEVELOPING.md)"
 	@echo "make clean     remove _build and .venv"
 	@echo "make help      this list"
 
@@ -87,7 +92,21 @@ $(STAMP): requirements.txt requirements-book.txt code/pyproject.toml | $(BIN)/py
 
 book: $(BOOK_STAMP)
 	$(BIN)/jupyter-book build --all -W -n --keep-going .
+	@touch $(HTML_BUILT)
 	@echo "The book is in _build/html: open _build/html/index.html in a browser."
+
+# What the HTML and the linkcheck report are made from. `make pages` reads both: it
+# remakes one only when it is missing, failed, or older than a source, so after `make
+# book` and `make links` (as `make test` runs them) it builds nothing again. The stamps
+# are touched only after a build that succeeded (with -W, a warning fails it).
+BOOK_SOURCES := _config.yml _toc.yml references.bib requirements-book.txt \
+  tools/authoryear.py tools/exercisebinder.py $(wildcard chapters/* _static/*)
+HTML_BUILT := _build/.html-built
+LINKS_BUILT := _build/.links-built
+$(HTML_BUILT): $(BOOK_SOURCES) | $(BOOK_STAMP)
+	+$(MAKE) --no-print-directory book
+$(LINKS_BUILT): $(BOOK_SOURCES) | $(BOOK_STAMP)
+	+$(MAKE) --no-print-directory links
 
 # One stage of `make test`: its heading $(1), then each target of $(2) in a sub-make of
 # its own, in order; the first failure stops `make test`. "+" runs the sub-make under
@@ -124,6 +143,13 @@ format: $(STAMP)
 unit: $(STAMP)
 	$(PYTEST) -n $(JOBS) tests/unit
 
+# The unit tests without TensorFlow, whose import alone takes seconds. The marker keras
+# names the tests that need it; tests/conftest.py registers it and fails a test that
+# imports TensorFlow without it. One process: on two cores pytest-xdist gains little, and
+# loses when another job holds a core.
+fast: $(STAMP)
+	$(PYTEST) -m "not keras" tests/unit
+
 # The property tests (Hypothesis's marker), each with 2000 new random examples instead
 # of the book's fixed ones: the profile "thorough" of tests/conftest.py.
 thorough: $(STAMP)
@@ -131,7 +157,9 @@ thorough: $(STAMP)
 
 # Mutation testing (mutmut, installed into .venv on first use): a copy of code/bnbook and
 # tests/ in _build/mutation, so that mutmut's files stay out of the working tree; the
-# modules it mutates are listed in tools/mutation.cfg. Prints the surviving mutants.
+# modules it mutates are listed in tools/mutation.cfg. The results stay there, where they
+# were measured (docs/DEVELOPING.md says how to read them): the counts in
+# mutants/mutmut-cicd-stats.json, and every mutant not killed in results.txt.
 MUTMUT_VERSION := 3.8.1
 mutation: $(STAMP)
 	$(BIN)/python -m pip install --quiet mutmut==$(MUTMUT_VERSION)
@@ -139,7 +167,9 @@ mutation: $(STAMP)
 	cp -r code/bnbook tests _build/mutation/
 	cp tools/mutation.cfg _build/mutation/setup.cfg
 	cd _build/mutation && $(CURDIR)/$(BIN)/mutmut run --max-children 2 || true
-	cd _build/mutation && $(CURDIR)/$(BIN)/mutmut results
+	cd _build/mutation && $(CURDIR)/$(BIN)/mutmut export-cicd-stats
+	cd _build/mutation && $(CURDIR)/$(BIN)/mutmut results > results.txt
+	cat _build/mutation/results.txt _build/mutation/mutants/mutmut-cicd-stats.json
 
 stored: $(STAMP)
 	$(PYTEST) tests/notebooks
@@ -151,7 +181,7 @@ nbval: $(STAMP)
 	  -n $(JOBS) --dist loadfile --durations=0 --ignore-glob='*_exercise.ipynb' \
 	  $(or $(NB),chapters)
 
-pages: $(STAMP)
+pages: $(STAMP) $(HTML_BUILT) $(LINKS_BUILT)
 	$(PYTEST) tests/build
 
 # Sphinx's linkcheck, offline (see linkcheck_ignore in _config.yml): a missing local
@@ -167,6 +197,7 @@ ifeq ($(LINKS),online)
 else
 	$(BIN)/jupyter-book build $(LINKCHECK) .
 endif
+	@touch $(LINKS_BUILT)
 
 # Needs Debian's chromium and chromium-driver (.ci/run installs them); screenshots of
 # every page go to _build/screenshots.
@@ -174,7 +205,9 @@ browser: $(STAMP)
 	$(PYTEST) tests/browser
 
 # Then the workbook's exercise notebooks follow their solutions (which carry the kernel's
-# metadata).
+# metadata). tools/execute.py fails only on an error: a notebook over its time budget is
+# a warning, so the exercise notebooks are never left behind their solutions' outputs.
+# Its timings are in _build/timings.md.
 execute: $(STAMP)
 	$(BIN)/python tools/execute.py --jobs $(JOBS) $(NB)
 	$(BIN)/python tools/make_exercises.py
@@ -195,7 +228,7 @@ lab: $(STAMP)
 # stays at 1 (bnbook sets it anyway, for every reader): on these small matrices a second
 # thread on a busy 2-core machine makes a notebook many times slower, and the kernels, not
 # the threads, are what move the last bits. Two notebooks at a time (JOBS); the executed
-# copies go to _build/robust, the chapters stay.
+# copies (and timings.md) go to _build/robust, the chapters stay. Any error fails it.
 SEED_OFFSET ?= 1000
 FP_SETTINGS := OPENBLAS_CORETYPE NPY_DISABLE_CPU_FEATURES ONEDNN_MAX_CPU_ISA XLA_FLAGS
 robust: $(STAMP)

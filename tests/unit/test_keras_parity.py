@@ -31,8 +31,8 @@ from bnbook.kerasbn import (
 from bnbook.optim import SGD
 
 # Every test here runs with TensorFlow imported and seeded, even those that reach it
-# only through bnbook.kerasbn.
-pytestmark = pytest.mark.usefixtures("tf_keras")
+# only through bnbook.kerasbn; `pytest -m "not keras"` leaves them out.
+pytestmark = [pytest.mark.keras, pytest.mark.usefixtures("tf_keras")]
 
 
 @pytest.fixture(scope="module")

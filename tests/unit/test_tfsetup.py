@@ -13,6 +13,8 @@ import pytest
 
 from bnbook.tfsetup import load_tensorflow, set_seed
 
+pytestmark = pytest.mark.keras  # `pytest -m "not keras"` leaves them out
+
 
 def test_import_writes_nothing_to_stdout_or_stderr():
     # A fresh interpreter: the raw `import tensorflow` there prints CUDA-stub and
