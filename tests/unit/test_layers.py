@@ -30,27 +30,47 @@ def _built(layer):
     return layer
 
 
+# name: (a fresh layer, how many parameter arrays it trains); one line per layer
 LAYERS = {
-    "dense": lambda: Dense(C, C, np.random.default_rng(0)),
-    "dense without bias": lambda: Dense(C, C, np.random.default_rng(0), bias=False),
-    "relu": ReLU,
-    "batch norm": lambda: _built(BatchNorm(momentum=0.5)),
-    "layer norm": lambda: _built(LayerNorm()),
-    "group norm": lambda: _built(GroupNorm(groups=2)),
-    "noise": lambda: NoiseInjection(np.random.default_rng(0)),
-    "sequential": lambda: Sequential(
-        [Dense(C, C, np.random.default_rng(1)), _built(BatchNorm()), ReLU()]
+    "dense": (lambda: Dense(C, C, np.random.default_rng(0)), 2),
+    "dense without bias": (
+        lambda: Dense(C, C, np.random.default_rng(0), bias=False),
+        1,
     ),
-    "residual": lambda: Residual(
-        [Dense(C, C, np.random.default_rng(1), bias=False), _built(BatchNorm()), ReLU()]
+    "relu": (ReLU, 0),
+    "batch norm": (lambda: _built(BatchNorm(momentum=0.5)), 2),
+    "layer norm": (lambda: _built(LayerNorm()), 2),
+    "group norm": (lambda: _built(GroupNorm(groups=2)), 2),
+    "noise": (lambda: NoiseInjection(np.random.default_rng(0)), 0),
+    "sequential": (
+        lambda: Sequential(
+            [Dense(C, C, np.random.default_rng(1)), _built(BatchNorm()), ReLU()]
+        ),
+        4,
     ),
-    "batch renorm": lambda: _built(BatchRenorm(momentum=0.5, renorm_momentum=0.5)),
-    "lp batch norm": lambda: _built(LpBatchNorm(p=1, momentum=0.5)),
-    "ghost batch norm": lambda: _built(GhostBatchNorm(ghost_size=3, momentum=0.5)),
-    "dropout": lambda: Dropout(0.6, np.random.default_rng(0)),
+    "residual": (
+        lambda: Residual(
+            [
+                Dense(C, C, np.random.default_rng(1), bias=False),
+                _built(BatchNorm()),
+                ReLU(),
+            ]
+        ),
+        3,
+    ),
+    "batch renorm": (lambda: _built(BatchRenorm(momentum=0.5, renorm_momentum=0.5)), 2),
+    "lp batch norm": (lambda: _built(LpBatchNorm(p=1, momentum=0.5)), 2),
+    "ghost batch norm": (lambda: _built(GhostBatchNorm(ghost_size=3, momentum=0.5)), 2),
+    "dropout": (lambda: Dropout(0.6, np.random.default_rng(0)), 0),
 }
+
+
+def make(name):
+    return LAYERS[name][0]()
+
+
 # Renorm's gradient holds its corrections r and d constant, as Keras's does: it is not
-# the gradient of its output (test_normalization.py checks it against Keras instead).
+# the gradient of its output (test_renorm.py checks it against Keras instead).
 TRUE_GRADIENT = [name for name in LAYERS if name != "batch renorm"]
 
 
@@ -61,7 +81,7 @@ def _inputs(seed=0):
 
 @pytest.mark.parametrize("name", TRUE_GRADIENT)
 def test_backward_is_the_gradient_of_the_input(name):
-    layer, (x, dy) = LAYERS[name](), _inputs()
+    layer, (x, dy) = make(name), _inputs()
     before = layer.state()  # so that the noise layer draws the same noise every time
     layer(x, training=True)
     dx = layer.backward(dy)
@@ -73,15 +93,10 @@ def test_backward_is_the_gradient_of_the_input(name):
     assert relative_error(dx, numerical_gradient(f, x, dy)) < 1e-7
 
 
-N_PARAMS = {"dense": 2, "dense without bias": 1, "batch norm": 2, "layer norm": 2}
-N_PARAMS |= {"group norm": 2, "sequential": 4, "residual": 3, "batch renorm": 2}
-N_PARAMS |= {"lp batch norm": 2, "ghost batch norm": 2}
-
-
 @pytest.mark.parametrize("name", TRUE_GRADIENT)
 def test_params_pairs_each_array_with_its_gradient(name):
-    layer, (x, dy) = LAYERS[name](), _inputs()
-    assert len(layer.params()) == N_PARAMS.get(name, 0)
+    layer, (x, dy) = make(name), _inputs()
+    assert len(layer.params()) == LAYERS[name][1]
     before = layer.state()
     layer(x, training=True)
     layer.backward(dy)
@@ -106,7 +121,7 @@ def test_params_pairs_each_array_with_its_gradient(name):
 
 @pytest.mark.parametrize("name", list(LAYERS))
 def test_state_restores_what_a_training_call_changes(name):
-    layer, (x, _) = LAYERS[name](), _inputs()
+    layer, (x, _) = make(name), _inputs()
     saved = layer.state()
     first = layer(x, training=True)
     layer(x + 1.0, training=True)  # moves the moving statistics, draws new noise
@@ -134,7 +149,7 @@ def _assert_same_state(state, expected):
 
 @pytest.mark.parametrize("name", ["relu", "dense", "layer norm"])
 def test_layers_without_buffers_have_an_empty_state(name):
-    layer = LAYERS[name]()
+    layer = make(name)
     assert layer.state() == {}
     layer.set_state({})
     with pytest.raises(ValueError, match=f"^{type(layer).__name__} has no state"):
@@ -142,9 +157,9 @@ def test_layers_without_buffers_have_an_empty_state(name):
 
 
 def test_the_state_of_batch_norm_and_renorm_names_their_buffers():
-    bn = LAYERS["batch norm"]()
+    bn = make("batch norm")
     assert set(bn.state()) == {"moving_mean", "moving_variance"}
-    renorm = LAYERS["batch renorm"]()
+    renorm = make("batch renorm")
     assert set(renorm.state()) == {
         "moving_mean",
         "moving_variance",
@@ -173,7 +188,7 @@ def test_the_base_class_defaults():
 
 
 def test_sequential_keeps_every_input_gradient():
-    model, (x, dy) = LAYERS["sequential"](), _inputs()
+    model, (x, dy) = make("sequential"), _inputs()
     model(x, training=True)
     dx = model.backward(dy)
     assert len(model.input_grads) == len(model.layers)
@@ -197,7 +212,7 @@ def test_a_dense_layer_is_he_initialized_with_a_zero_bias_by_default():
 
 
 def test_residual_adds_its_input_and_passes_the_gradient_on():
-    block, (x, dy) = LAYERS["residual"](), _inputs()
+    block, (x, dy) = make("residual"), _inputs()
     chain = Sequential(block.layers)
     np.testing.assert_array_equal(block(x, training=True), x + chain(x, training=True))
     np.testing.assert_array_equal(block.backward(dy), dy + chain.backward(dy))
@@ -251,7 +266,7 @@ def test_calibrate_makes_inference_equal_training_on_that_batch(residual):
 
 
 def test_calibrate_keeps_renorms_moving_std_in_step():
-    layer = LAYERS["batch renorm"]()
+    layer = make("batch renorm")
     x, _ = _inputs()
     layer.calibrate(x)
     np.testing.assert_allclose(layer.moving_mean, x.mean(axis=0), rtol=1e-12)
@@ -285,16 +300,16 @@ def test_relu_passes_no_gradient_at_zero():
 
 
 def test_gradients_are_none_before_a_backward_pass():
-    dense, model = LAYERS["dense"](), LAYERS["sequential"]()
+    dense, model = make("dense"), make("sequential")
     assert dense.params()[0][1] is None and model.input_grads is None
-    nobias = LAYERS["dense without bias"]()
+    nobias = make("dense without bias")
     nobias(np.ones((2, C)))
     nobias.backward(np.ones((2, C)))
     assert nobias.db is None
 
 
 def test_a_chain_refuses_a_state_of_another_length():
-    model = LAYERS["sequential"]()
+    model = make("sequential")
     with pytest.raises(ValueError):
         model.set_state(model.state()[:2])
 
