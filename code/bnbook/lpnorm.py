@@ -176,7 +176,8 @@ class LpBatchNorm(BatchNorm):
     ``layer(x)`` or ``training=False`` is batch norm's inference,
     ``gamma * (x - moving_mean) / sqrt(moving_variance + epsilon) + beta``, which
     divides by the same kind of spread as training. So with p = 2 (centered) it *is*
-    :class:`~bnbook.batchnorm.BatchNorm`, moving statistics included.
+    :class:`~bnbook.batchnorm.BatchNorm`, moving statistics included (to rounding: s is
+    the root of the variance, squared again).
     ``before_centering=True`` takes ``s`` of the uncentered input. The other arguments
     are ``BatchNorm``'s, by name (``scale`` is Keras's switch for ``gamma``, not ``s``).
 
@@ -190,6 +191,12 @@ class LpBatchNorm(BatchNorm):
         super().__init__(**options)
         self.p = _check_p(p)
         self.before_centering = check_bool(before_centering, "before_centering")
+
+    @property
+    def cancels_bias(self):
+        """Only the centered form cancels a bias before it: with ``before_centering``
+        the bias moves ``s`` (``s**2 = var + mu**2`` for p = 2)."""
+        return not self.before_centering
 
     def _forward(self, x, gamma, beta, **options):
         return lp_norm_forward(

@@ -300,3 +300,16 @@ def test_lp_norm_messages_say_what_is_wrong():
         layer.backward(np.ones((5, 6)))
     assert repr(LpBatchNorm(p=np.inf)).startswith("LpBatchNorm(p=inf, axis=-1,")
     assert LpBatchNorm(p=2.0).p == 2 and LpBatchNorm(p=float("inf")).p == np.inf
+
+
+@pytest.mark.parametrize("p", PS, ids=["l1", "l2", "linf"])
+def test_only_the_centered_form_cancels_the_bias_before_it(p):
+    x = np.random.default_rng(22).normal(size=(8, 3))
+    for before_centering in (False, True):
+        layer = LpBatchNorm(p=p, before_centering=before_centering)
+        shifted = layer(x + 1.0, training=True) - layer(x, training=True)
+        assert layer.cancels_bias == (np.abs(shifted).max() < 1e-12)
+        assert layer.cancels_bias is not before_centering
+    uncentred = functools.partial(LpBatchNorm, p=p, before_centering=True)
+    model = build_mlp((5, 4, 3), norm=uncentred, seed=1)
+    assert model.layers[0].b is not None  # the bias is kept: it is not cancelled
