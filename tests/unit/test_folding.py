@@ -67,6 +67,8 @@ def test_float32_stays_float32():
         ({"gamma": np.ones(4)}, ValueError, "gamma"),
         ({"moving_mean": np.ones((3, 1))}, ValueError, "moving_mean"),
         ({"moving_variance": -np.ones(3)}, ValueError, "moving_variance"),
+        ({"moving_variance": np.ones(2)}, ValueError, "^moving_variance must have"),
+        ({"beta": np.ones(2)}, ValueError, "^beta must have"),
         ({"epsilon": -1.0}, ValueError, "epsilon"),
     ],
 )
@@ -111,3 +113,11 @@ def test_fold_into_dense_refuses_what_does_not_fold():
     assert fold_into_dense(dense, ReLU()) is None
     assert fold_into_dense(built, built) is None
     assert fold_into_dense(dense, built) is not None
+
+
+def test_a_zero_moving_variance_folds():
+    kernel, bias = fold_batch_norm(
+        np.eye(2), None, None, None, np.zeros(2), np.zeros(2), epsilon=0.25
+    )
+    np.testing.assert_allclose(kernel, 2 * np.eye(2))  # 1 / sqrt(0 + 0.25)
+    np.testing.assert_allclose(bias, 0.0)

@@ -5,7 +5,11 @@ import pytest
 from naming import raises_naming
 
 from bnbook.batchnorm import BatchNorm, batch_norm_backward, batch_norm_forward
-from bnbook.ghost import GhostBatchNorm
+from bnbook.ghost import (
+    GhostBatchNorm,
+    ghost_batch_norm_backward,
+    ghost_batch_norm_forward,
+)
 
 
 def test_ghost_batch_norm_of_the_whole_batch_is_batch_norm():
@@ -102,3 +106,53 @@ def test_ghost_batch_norm_of_images_normalizes_each_ghost_batch_alone(axis):
     np.testing.assert_allclose(layer.dbeta, dbeta, rtol=1e-12)
     np.testing.assert_allclose(layer.moving_mean, np.mean(mu, axis=0), rtol=1e-12)
     np.testing.assert_allclose(layer.moving_variance, np.mean(var, axis=0), rtol=1e-12)
+
+
+def test_ghost_batch_norm_uses_its_epsilon_and_the_inputs_dtype():
+    rng = np.random.default_rng(10)
+    x = rng.normal(size=(8, 3)).astype(np.float32)
+    layer = GhostBatchNorm(ghost_size=4, epsilon=0.5)
+    y = layer(x, training=True)
+    assert y.dtype == np.float32
+    for rows in (slice(0, 4), slice(4, 8)):
+        y_k, _ = batch_norm_forward(x[rows], np.ones(3), np.zeros(3), epsilon=0.5)
+        np.testing.assert_allclose(y[rows], y_k, rtol=1e-5)
+    y64, _ = ghost_batch_norm_forward(
+        x, np.ones(3), np.zeros(3), ghost_size=4, epsilon=0.5
+    )
+    assert y64.dtype == np.float32  # float64 gamma and beta are cast to x's dtype
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda: _forward(["a"] * 4), TypeError, "^x must be"),
+        (lambda: _forward(np.ones((4, 3)), ghost_size=1), ValueError, "^ghost_size"),
+        (lambda: _forward(np.ones((4, 3)), ghost_size=2.0), TypeError, "^ghost_size"),
+        (lambda: _forward(np.ones((4, 3)), gamma=np.ones(2)), ValueError, "^gamma"),
+        (lambda: _forward(np.ones((4, 3)), beta=np.ones(4)), ValueError, "^beta"),
+        (lambda: _forward(np.ones((4, 3)), axis=0), ValueError, "^axis must not be 0"),
+        (
+            lambda: ghost_batch_norm_backward(["a"], _forward(np.eye(4, 3))[1]),
+            TypeError,
+            "^dy must be",
+        ),
+        (
+            lambda: ghost_batch_norm_backward(
+                np.ones((4, 2)), _forward(np.eye(4, 3))[1]
+            ),
+            ValueError,
+            r"^dy must have the shape of the last batch, 4 rows and 3 features, got",
+        ),
+    ],
+)
+def test_ghost_functions_bad_input(call, error, message):
+    with raises_naming(error, message):
+        call()
+
+
+ONES, ZEROS = np.ones(3), np.zeros(3)
+
+
+def _forward(x, ghost_size=2, gamma=ONES, beta=ZEROS, axis=-1):
+    return ghost_batch_norm_forward(x, gamma, beta, ghost_size=ghost_size, axis=axis)

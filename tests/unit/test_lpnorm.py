@@ -313,3 +313,17 @@ def test_only_the_centered_form_cancels_the_bias_before_it(p):
     uncentred = functools.partial(LpBatchNorm, p=p, before_centering=True)
     model = build_mlp((5, 4, 3), norm=uncentred, seed=1)
     assert model.layers[0].b is not None  # the bias is kept: it is not cancelled
+
+
+def test_lp_norm_names_its_own_arguments():
+    x = np.ones((4, 3))
+    with raises_naming(TypeError, "^before_centering must be a bool"):
+        lp_norm_forward(x, np.ones(3), np.zeros(3), p=1, before_centering=1)
+    with raises_naming(TypeError, "^x must be"):
+        lp_norm_forward(["a"] * 4, np.ones(3), np.zeros(3), p=1)
+    with raises_naming(
+        TypeError, "^cache must be the LpNormCache returned by lp_norm_"
+    ):
+        lp_norm_backward(x, None)
+    _, cache = lp_norm_forward(np.eye(4, 3), np.ones(3), np.zeros(3), p=1, epsilon=0.5)
+    assert cache.epsilon == 0.5 and cache.axis == 1 and cache.reduce_axes == (0,)
