@@ -74,6 +74,15 @@ def seeds(n):
     return range(offset, offset + n)
 
 
+_PRAGMA = re.compile(r"  # pragma: no mutate.*$", re.MULTILINE)
+
+
+def _source(obj):
+    """The source that :func:`show` shows: dedented (a method loses its indentation),
+    without mutation testing's markers, which are not the lesson."""
+    return _PRAGMA.sub("", textwrap.dedent(inspect.getsource(obj)))
+
+
 def show(obj):
     """Display the source of a function, method or class as highlighted code.
 
@@ -85,7 +94,7 @@ def show(obj):
 
     if not (inspect.isfunction(obj) or inspect.isclass(obj) or inspect.ismethod(obj)):
         raise TypeError(f"obj must be a function or a class, got {type(obj).__name__}")
-    source = textwrap.dedent(inspect.getsource(obj))  # a method loses its indentation
+    source = _source(obj)
     runs = [len(run) + 1 for run in re.findall(r"`+", source)]
     fence = "`" * max([3, *runs])  # longer than any run of backticks in the source
     markdown = f"{fence}python\n{source}{fence}\n"

@@ -173,7 +173,7 @@ def batch_norm_backward_staged(dy, cache, *, return_nodes=False):
     dy = check_dy(dy, cache, BatchNormCache, "batch_norm_forward")
     axes = cache.reduce_axes
     xc, inv_std, x_hat = cache.x_centered, cache.inv_std, cache.x_hat
-    m = x_hat.size // inv_std.size
+    m = x_hat.size / inv_std.size
 
     # y = gamma * x_hat + beta
     dbeta = dy.sum(axis=axes)
@@ -276,10 +276,9 @@ class BatchNorm(Layer):
         self.moving_mean = np.zeros(n_features, dtype)
         self.moving_variance = np.ones(n_features, dtype)
 
-    def _gamma_beta(self, n_features, dtype):
-        one, zero = np.ones(n_features, dtype), np.zeros(n_features, dtype)
-        gamma = one if self.gamma is None else self.gamma
-        beta = zero if self.beta is None else self.beta
+    def _gamma_beta(self, n_features):  # cast to x's dtype by the functions
+        gamma = np.ones(n_features) if self.gamma is None else self.gamma
+        beta = np.zeros(n_features) if self.beta is None else self.beta
         return gamma, beta
 
     def _prepare(self, x, training):
@@ -290,7 +289,7 @@ class BatchNorm(Layer):
         axis = feature_axis(self.axis, x.ndim)
         if self.moving_mean is None:
             self.build(x.shape[axis], x.dtype)
-        gamma, beta = self._gamma_beta(x.shape[axis], x.dtype)
+        gamma, beta = self._gamma_beta(x.shape[axis])
         return x, gamma, beta, {"axis": axis, "epsilon": self.epsilon}
 
     def __call__(self, x, training=False):

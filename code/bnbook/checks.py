@@ -31,8 +31,8 @@ def as_float_array(a, name):
     a = np.asarray(a)
     if a.dtype.kind == "f":  # floating: as it is
         return a
-    if a.dtype.kind in "iu":  # signed or unsigned integers (bool is kind "b")
-        return a.astype(np.float64)
+    if np.issubdtype(a.dtype, np.integer):  # signed or unsigned, not bool
+        return a.astype(float)
     raise TypeError(f"{name} must be an array of real numbers, got dtype {a.dtype}")
 
 
@@ -126,7 +126,7 @@ def per_feature(p, name, n_features, dtype):
             f"{name} must have shape ({n_features},), one value per feature, "
             f"got shape {p.shape}"
         )
-    return p.astype(dtype, copy=False)
+    return p.astype(dtype)
 
 
 def check_dy(dy, cache, kind, forward):
@@ -142,4 +142,4 @@ def check_dy(dy, cache, kind, forward):
         raise ValueError(
             f"dy must have the shape of x, {cache.x_hat.shape}, got {dy.shape}"
         )
-    return dy.astype(cache.x_hat.dtype, copy=False)
+    return dy.astype(cache.x_hat.dtype, copy=False)  # no copy of a large dy

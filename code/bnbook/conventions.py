@@ -67,7 +67,7 @@ def _batch_statistics(batch, axis):
     batch = as_float_array(batch, "each of batches")
     axis = feature_axis(axis, batch.ndim, "each of batches")
     axes = reduce_axes(batch.ndim, axis)
-    m = batch.size // batch.shape[axis]
+    m = batch.size / batch.shape[axis]
     return batch.mean(axis=axes), batch.var(axis=axes), m
 
 
@@ -78,17 +78,15 @@ def moving_statistics(batches, momentum, unbiased, *, axis=-1):
     Bessel's correction m/(m-1) to each batch variance before averaging.
     """
     momentum = check_momentum(momentum)
-    mean = var = None
-    for batch in batches:
-        mu, v, m = _batch_statistics(batch, axis)
+    stats = [_batch_statistics(b, axis) for b in batches]
+    if not stats:
+        raise ValueError("batches must hold at least one batch")
+    mean, var = 0.0, 1.0
+    for mu, v, m in stats:
         if unbiased:
             v = v * m / (m - 1)
-        if mean is None:
-            mean, var = np.zeros_like(mu), np.ones_like(v)
         mean = momentum * mean + (1 - momentum) * mu
         var = momentum * var + (1 - momentum) * v
-    if mean is None:
-        raise ValueError("batches must hold at least one batch")
     return mean, var
 
 

@@ -106,24 +106,34 @@ def select_classes(data, classes, per_class=None, seed=0):
         train = [rng.choice(t, per_class, replace=False) for t in train]
     train = np.concatenate(train)
     test = np.flatnonzero(np.isin(data.y_test, classes))
-    relabel = np.zeros(max(known | set(data.y_test)) + 1, dtype=np.int64)
-    relabel[classes] = np.arange(len(classes))
     return Digits(
         data.x_train[train],
-        relabel[data.y_train[train]],
+        _relabel(data.y_train[train], classes),
         data.x_test[test],
-        relabel[data.y_test[test]],
+        _relabel(data.y_test[test], classes),
     )
+
+
+def _relabel(y, classes):
+    """The position in ``classes`` of each label of ``y`` (all of them among it)."""
+    return np.argmax(y[:, None] == np.asarray(classes), axis=1)
 
 
 def minibatches(n, batch_size, seed):
     """Endless batches of indices into ``n`` examples, for training.
 
     Each epoch is a fresh random permutation cut into batches of ``batch_size``; the
-    examples left over at the end of an epoch wait for the next one. The same
+    examples left over at the end of an epoch sit out that epoch only. The same
     ``seed`` gives the same batches, whichever framework trains on them.
     """
-    rng = np.random.default_rng(seed)
+    n = check_int(n, "n", minimum=1)
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    if batch_size > n:
+        raise ValueError(f"batch_size must be at most n={n}, got {batch_size}")
+    return _batches(n, batch_size, np.random.default_rng(seed))
+
+
+def _batches(n, batch_size, rng):
     while True:
         order = rng.permutation(n)
         for start in range(0, n - batch_size + 1, batch_size):

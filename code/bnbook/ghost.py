@@ -38,20 +38,22 @@ class GhostCache(NamedTuple):
 
 def _side_by_side(x, ghost_size):
     """(N, ..., C) -> (ghost_size, ..., k * C), k = N // ghost_size ghost batches."""
-    ghosts = x.reshape(-1, ghost_size, *x.shape[1:])  # (k, ghost_size, ..., C)
+    k = len(x) // ghost_size
+    ghosts = x.reshape(k, ghost_size, *x.shape[1:])  # (k, ghost_size, ..., C)
     ghosts = np.moveaxis(ghosts, 0, -2)  # (ghost_size, ..., k, C)
-    return ghosts.reshape(*ghosts.shape[:-2], -1)
+    return ghosts.reshape(*ghosts.shape[:-2], k * x.shape[-1])
 
 
 def _one_after_another(a, shape):
     """The inverse of :func:`_side_by_side`, back to ``shape`` (N, ..., C)."""
-    ghosts = a.reshape(*a.shape[:-1], -1, shape[-1])  # (ghost_size, ..., k, C)
+    k = shape[0] // a.shape[0]
+    ghosts = a.reshape(*a.shape[:-1], k, shape[-1])  # (ghost_size, ..., k, C)
     return np.moveaxis(ghosts, -2, 0).reshape(shape)
 
 
 def _per_ghost(a, n_features):
     """(k * C,) -> (k, C): one row per ghost batch."""
-    return a.reshape(-1, n_features)
+    return a.reshape(a.size // n_features, n_features)
 
 
 def ghost_batch_norm_forward(x, gamma, beta, *, ghost_size, axis=-1, epsilon=1e-3):

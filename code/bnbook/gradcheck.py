@@ -31,12 +31,12 @@ def numerical_gradient(f, x, dy, h=1e-6):
     check_callable(f, "f")
     h = check_positive(h, "h")
     x = np.array(x, dtype=np.float64)  # a copy: perturbed in place below
-    dy = np.asarray(dy, dtype=np.float64)
+    dy = np.asarray(dy)
     y0 = np.asarray(f(x))
     if y0.shape != dy.shape:
         raise ValueError(f"dy must have the shape of f(x), {y0.shape}, got {dy.shape}")
     grad = np.zeros_like(x)
-    moved = False
+    unmoved = []
     for i in np.ndindex(x.shape):
         old = x[i]
         x[i] = old + h
@@ -44,9 +44,9 @@ def numerical_gradient(f, x, dy, h=1e-6):
         x[i] = old - h
         y_minus = np.asarray(f(x))
         x[i] = old
-        moved = moved or not np.array_equal(y_plus, y0)
+        unmoved.append(np.array_equal(y_plus, y0))
         grad[i] = np.sum((y_plus - y_minus) * dy) / (2 * h)
-    if not moved:
+    if all(unmoved):
         raise ValueError(
             "f(x) did not change when x was perturbed: f ignores its argument "
             "(does it close over another x?), so its gradient cannot be checked"
@@ -56,7 +56,7 @@ def numerical_gradient(f, x, dy, h=1e-6):
 
 def relative_error(a, b):
     """max |a - b| / max(|a| + |b|): 0 for equal arrays, 1 when one of them is 0."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    a, b = (np.asarray(v, np.float64) for v in (a, b))
     if a.shape != b.shape:
         raise ValueError(
             f"a and b must have the same shape, got {a.shape} and {b.shape}"

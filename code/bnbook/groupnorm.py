@@ -51,7 +51,7 @@ class GroupNormCache(NamedTuple):
 
 def _check_groups(groups, n_features):
     groups = check_int(groups, "groups")
-    if groups < 1 or n_features % groups or n_features // groups < 2:
+    if groups < 1 or n_features % groups or n_features < 2 * groups:
         raise ValueError(
             f"groups must divide the {n_features} features into groups of at least "
             f"2, got groups={groups}"
@@ -84,7 +84,7 @@ def group_norm_forward(x, gamma, beta, *, groups, epsilon=1e-3):
     beta = per_feature(beta, "beta", c, x.dtype)
     epsilon = check_epsilon(epsilon)
     columns = n * groups
-    one, zero = np.ones(columns, x.dtype), np.zeros(columns, x.dtype)
+    one, zero = np.ones(columns), np.zeros(columns)  # cast to x's dtype there
     z_hat, inner = batch_norm_forward(_columns(x, groups), one, zero, epsilon=epsilon)
     x_hat = _uncolumns(z_hat, x.shape)
     return gamma * x_hat + beta, GroupNormCache(inner, x_hat, gamma, groups)
@@ -120,7 +120,7 @@ class GroupNorm(Layer):
         self.gamma = np.ones(n_features, dtype)
         self.beta = np.zeros(n_features, dtype)
 
-    def __call__(self, x, training=False):
+    def __call__(self, x, training=False):  # pragma: no mutate (training unused)
         x = as_float_array(x, "x")
         if self.gamma is None:
             self.build(x.shape[-1], x.dtype)

@@ -85,7 +85,7 @@ def _squared_scale_gradient(z, s, p, axes):
     Written without dividing by ``s``, so that a constant feature (s = 0) has a finite
     gradient, as in batch norm.
     """
-    m = z.size // s.size
+    m = z.size / s.size
     if p == 2:
         return 2 * z / m  # s**2 = mean(z**2)
     sign = np.sign(z)

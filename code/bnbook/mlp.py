@@ -10,6 +10,7 @@ followed by softmax cross-entropy. The networks compute in float64.
 """
 
 import contextlib
+import itertools
 
 import numpy as np
 
@@ -71,7 +72,7 @@ def build_mlp(
     init_scale = check_positive(init_scale, "init_scale")
     rng = np.random.default_rng(check_int(seed, "seed"))
     layers = []
-    for n_in, n_out in zip(sizes[:-2], sizes[1:-1], strict=True):
+    for n_in, n_out in itertools.pairwise(sizes[:-1]):
         normalization = [] if norm is None else [norm()]
         for layer in normalization:
             layer.build(n_out, np.float64)  # so that params() lists it before a call
@@ -107,7 +108,7 @@ def squared_error(outputs, targets):
     gradient already divided by N: the regression loss of Santurkar et al.'s deep
     linear network, whose sum over the examples is N times this mean.
     """
-    targets = np.asarray(targets, dtype=np.float64)
+    targets = np.asarray(targets)
     if targets.shape != outputs.shape:
         raise ValueError(
             f"targets must have the outputs' shape {outputs.shape}, got {targets.shape}"
@@ -244,7 +245,7 @@ def train_mlp(
     checkpoints = sorted(set(range(eval_every, steps + 1, eval_every)) | {steps})
     every = eval_every if callback_every is None else callback_every
     every = check_int(every, "callback_every", minimum=1)
-    calls = set(range(every, steps + 1, every)) | {steps}
+    calls = set(range(every, steps, every)) | {steps}
     history = {
         "step": np.array(checkpoints),
         "train_loss": np.full(len(checkpoints), np.nan),
@@ -255,7 +256,8 @@ def train_mlp(
     if callback is not None:
         callback(0, model)
     with np.errstate(over="ignore", invalid="ignore"):  # a diverging run: inf, NaN
-        for step, batch in zip(range(1, steps + 1), batches, strict=False):
+        for step in range(1, steps + 1):
+            batch = next(batches)
             logits = model(data.x_train[batch], training=True)
             loss, dlogits = softmax_cross_entropy(logits, data.y_train[batch])
             if not np.isfinite(loss):

@@ -45,7 +45,6 @@ class BatchRenorm(BatchNorm):
         self.dmax = None if dmax is None else check_real(dmax, "dmax", 0)
         if None not in (rmin, rmax) and not self.rmax >= self.rmin:
             raise ValueError(f"rmax must be >= rmin, got rmin={rmin}, rmax={rmax}")
-        self._rd = None
 
     def build(self, n_features, dtype=np.float32):
         super().build(n_features, dtype)
@@ -68,12 +67,12 @@ class BatchRenorm(BatchNorm):
 
     def __call__(self, x, training=False):
         if not training:
-            return super().__call__(x, training=False)
+            return super().__call__(x)
         x = as_float_array(x, "x")
         if x.ndim != 2:
             raise ValueError(f"x must have shape (N, C), got {x.ndim} dimension(s)")
         if self.moving_mean is None:
-            self.build(x.shape[-1], x.dtype)
+            self.build(x.shape[1], x.dtype)
         mu, var = x.mean(axis=0), x.var(axis=0)
         sigma = _sigma(var, self.epsilon)
         r, d = self._correction(mu, sigma)

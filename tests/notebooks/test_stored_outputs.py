@@ -4,13 +4,13 @@ nbval re-executes a notebook and compares outputs, but it passes a notebook whos
 cells were never run (there is nothing stored to compare), so this check comes first.
 """
 
-import inspect
 import json
 import pathlib
 import re
-import textwrap
 
 import pytest
+
+from bnbook import _source
 
 CHAPTERS = pathlib.Path(__file__).resolve().parents[2] / "chapters"
 # The workbook's exercise notebooks are stored unexecuted (tests/notebooks/test_workbook.py).
@@ -73,7 +73,7 @@ def test_shown_code_is_the_current_code(path):
     # A chapter shows the package's code with bnbook.show; a change to that code needs
     # the chapter re-executed (`make execute NB=...`), which nbval finds only later.
     for expression, stored, namespace in shown_sources(path):
-        current = textwrap.dedent(inspect.getsource(eval(expression, namespace)))
+        current = _source(eval(expression, namespace))
         assert current == stored, (
             f"{path.name} shows {expression} as it was: run `make execute NB={path}`"
         )

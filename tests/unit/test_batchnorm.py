@@ -642,3 +642,10 @@ def test_the_three_forward_passes_agree(eps):
     y_workbook = _y(Case("x", x, gamma, beta, eps, (0,)))
     np.testing.assert_allclose(y_bare, y, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(y_workbook, y, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_a_layer_without_gamma_and_beta_keeps_the_dtype_of_its_input(training):
+    layer = BatchNorm(center=False, scale=False)
+    x = np.random.default_rng(6).normal(size=(5, 3)).astype(np.float32)
+    assert layer(x, training=training).dtype == np.float32

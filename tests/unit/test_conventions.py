@@ -79,7 +79,7 @@ def test_one_pass_variance_fails_in_float32_at_a_large_offset():
         (
             lambda: population_statistics([np.ones((3, 2)), np.ones((4, 2))]),
             ValueError,
-            "same size",
+            "^all batches must have the same size m$",
         ),
         (lambda: one_pass_variance(np.ones((3, 2)), axis=2), ValueError, "axis"),
         (lambda: one_pass_variance(np.array(["a", "b"])), TypeError, "x"),
@@ -105,3 +105,44 @@ def test_steps_to_follow_refuses_what_it_cannot_follow():
         steps_to_follow(BatchNorm(), np.array([[-1.0], [0.0]]))
     with pytest.raises(ValueError, match="within 3 steps"):
         steps_to_follow(BatchNorm(momentum=0.99), np.array([[1.0], [3.0]]), limit=3)
+
+
+def test_statistics_of_a_single_batch_and_of_several_features():
+    batch = np.array([[1.0, 10.0], [3.0, 10.0], [8.0, 13.0]])
+    mean, var = population_statistics([batch])
+    np.testing.assert_allclose(mean, [4.0, 11.0], rtol=1e-15)
+    np.testing.assert_allclose(var, batch.var(axis=0, ddof=1), rtol=1e-15)
+    mean, var = moving_statistics([batch], 0.25, False)  # from (0, 1)
+    np.testing.assert_allclose(mean, 0.75 * batch.mean(axis=0), rtol=1e-15)
+    np.testing.assert_allclose(var, 0.25 + 0.75 * batch.var(axis=0), rtol=1e-15)
+    np.testing.assert_allclose(one_pass_variance(batch), batch.var(axis=0), rtol=1e-12)
+    with raises_naming(TypeError, "^each of batches must be"):
+        moving_statistics([np.array(["a", "b"])], 0.9, False)
+
+
+def test_steps_to_follow_stops_at_its_limit_exactly():
+    batch = np.array([[1.0], [3.0]])
+    needed = steps_to_follow(BatchNorm(momentum=0.9), batch)
+    assert steps_to_follow(BatchNorm(momentum=0.9), batch, limit=needed) == needed
+    with raises_naming(
+        ValueError, f"^the moving mean did not follow within {needed - 1}"
+    ):
+        steps_to_follow(BatchNorm(momentum=0.9), batch, limit=needed - 1)
+    with raises_naming(ValueError, "^batch must have a mean > 0"):
+        steps_to_follow(BatchNorm(), np.array([[-1.0], [1.0]]))  # a mean of exactly 0
+    with raises_naming(TypeError, "^batch must be"):
+        steps_to_follow(BatchNorm(), "a batch")
+
+
+class Stuck:
+    """A layer whose moving mean never moves."""
+
+    moving_mean = np.zeros(1)
+
+    def __call__(self, x, training=False):
+        return x
+
+
+def test_steps_to_follow_gives_up_after_100_000_calls_by_default():
+    with raises_naming(ValueError, "within 100000 steps$"):
+        steps_to_follow(Stuck(), np.array([[1.0], [3.0]]))

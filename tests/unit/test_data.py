@@ -2,8 +2,9 @@
 
 import numpy as np
 import pytest
+from naming import raises_naming
 
-from bnbook.data import Digits, load_digits_split, select_classes
+from bnbook.data import Digits, load_digits_split, minibatches, select_classes
 
 
 def test_shapes_dtypes_and_labels():
@@ -49,24 +50,36 @@ def test_test_size_changes_the_split():
 
 @pytest.mark.parametrize("test_size", [0, 1, 1.5, -0.1])
 def test_test_size_out_of_range(test_size):
-    with pytest.raises(ValueError, match="test_size"):
+    # our message, not the one scikit-learn would give a moment later
+    with raises_naming(ValueError, r"^test_size must be in \(0, 1\)"):
         load_digits_split(test_size=test_size)
 
 
 @pytest.mark.parametrize(
     ("kwargs", "name"),
     [
-        ({"test_size": "0.2"}, "test_size"),
-        ({"test_size": True}, "test_size"),
-        ({"seed": 1.0}, "seed"),
-        ({"seed": None}, "seed"),
-        ({"dtype": np.int32}, "dtype"),
-        ({"standardize": 1}, "standardize"),
+        ({"test_size": "0.2"}, "^test_size must be a real number"),
+        ({"test_size": True}, "^test_size must be a real number"),
+        ({"seed": 1.0}, "^seed must be an int, got float"),
+        ({"seed": None}, "^seed must be an int, got NoneType"),
+        ({"dtype": np.int32}, "^dtype must be a floating dtype, got int32"),
+        ({"standardize": 1}, "^standardize must be a bool"),
     ],
 )
 def test_wrong_types(kwargs, name):
-    with pytest.raises(TypeError, match=name):
+    with raises_naming(TypeError, name):
         load_digits_split(**kwargs)
+
+
+def test_pixels_blank_in_training_are_only_centred():
+    raw = load_digits_split(dtype=np.float64, standardize=False)
+    d = load_digits_split(dtype=np.float64)
+    blank = raw.x_train.std(axis=0) == 0
+    # not divided by 0, nor by anything else: the test set may have ink there
+    np.testing.assert_array_equal(
+        d.x_test[:, blank], raw.x_test[:, blank] - raw.x_train[:, blank].mean(axis=0)
+    )
+    assert np.abs(d.x_test[:, blank]).max() > 0
 
 
 def test_raw_intensities_without_standardizing():
@@ -107,22 +120,75 @@ def test_select_classes_draws_a_few_training_examples_per_class():
     assert len(few.y_test) == np.isin(d.y_test, range(5, 10)).sum()
 
 
+def test_select_classes_edge_cases_that_are_allowed():
+    d = load_digits_split()
+    every = select_classes(d, range(10))  # all the classes: not a proper subset
+    np.testing.assert_array_equal(every.y_test, d.y_test)
+    fewest = np.bincount(d.y_train).min()
+    rarest = int(np.argmin(np.bincount(d.y_train)))
+    whole = select_classes(d, [rarest, 0], per_class=int(fewest))
+    # every example of the rarest class, each once: drawn without replacement
+    assert len(np.unique(whole.x_train[whole.y_train == 0], axis=0)) == len(
+        np.unique(d.x_train[d.y_train == rarest], axis=0)
+    )
+    one = select_classes(d, [3, 4], per_class=1)
+    assert one.y_train.tolist() == [0, 1]
+    # the default seed is 0
+    np.testing.assert_array_equal(
+        select_classes(d, [3, 4], per_class=5).x_train,
+        select_classes(d, [3, 4], per_class=5, seed=0).x_train,
+    )
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "name"),
     [
-        ({"data": (1, 2, 3, 4)}, TypeError, "data"),
-        ({"classes": 5}, TypeError, "classes"),
-        ({"classes": [5.0]}, TypeError, "classes"),
+        ({"data": (1, 2, 3, 4)}, TypeError, "^data must be a Digits, got tuple"),
+        ({"classes": 5}, TypeError, "^classes must be a sequence of ints, got int"),
+        ({"classes": [5.0]}, TypeError, "^each of classes must be an int"),
         ({"classes": []}, ValueError, "classes"),
         ({"classes": [5, 5]}, ValueError, "classes"),
         ({"classes": [10]}, ValueError, "classes"),
-        ({"per_class": 0}, ValueError, "per_class"),
-        ({"per_class": 1000}, ValueError, "per_class"),
+        ({"per_class": 0}, ValueError, "^per_class must be >= 1"),
+        ({"per_class": 1000}, ValueError, "^per_class must be at most"),
         ({"per_class": 2.0}, TypeError, "per_class"),
-        ({"seed": "0"}, TypeError, "seed"),
+        ({"seed": "0"}, TypeError, "^seed must be an int"),
     ],
 )
 def test_select_classes_bad_arguments(kwargs, error, name):
     arguments = {"data": load_digits_split(), "classes": [1, 2]} | kwargs
-    with pytest.raises(error, match=name):
+    with raises_naming(error, name):
         select_classes(**arguments)
+
+
+def test_minibatches_cover_each_epoch_once():
+    batches = minibatches(10, 3, seed=0)
+    epoch = np.concatenate([next(batches) for _ in range(3)])
+    assert len(set(epoch)) == 9  # 3 batches of 3; the tenth example sits out
+    again = minibatches(10, 3, seed=0)
+    np.testing.assert_array_equal(next(again), epoch[:3])
+    later = np.concatenate([next(batches) for _ in range(3)])
+    assert not np.array_equal(later, epoch)  # a fresh permutation each epoch
+
+
+def test_minibatches_of_one_and_of_everything():
+    assert sorted(next(minibatches(4, 4, seed=1))) == [0, 1, 2, 3]
+    fives = minibatches(5, 3, seed=1)  # one batch of 3 per epoch; 2 sit out
+    assert all(len(next(fives)) == 3 for _ in range(4))
+    ones = minibatches(4, 1, seed=1)
+    assert sorted(int(next(ones)[0]) for _ in range(4)) == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "name"),
+    [
+        ((0, 1), ValueError, "^n must be >= 1"),
+        ((4.0, 1), TypeError, "^n must be an int"),
+        ((4, 0), ValueError, "^batch_size must be >= 1"),
+        ((4, 5), ValueError, "^batch_size must be at most n=4, got 5"),
+        ((4, "2"), TypeError, "^batch_size must be an int"),
+    ],
+)
+def test_minibatches_bad_arguments_fail_at_the_call(args, error, name):
+    with raises_naming(error, name):
+        minibatches(*args, seed=0)  # not at the first batch

@@ -27,6 +27,8 @@ def test_angular_update_computes_in_float64_and_stays_finite():
     opposite = angular_update(before, -3 * before)
     assert np.all(np.isfinite(opposite))
     np.testing.assert_allclose(opposite, np.pi, rtol=1e-7)
+    many = np.random.default_rng(0).normal(size=(5, 2000))  # some chords round up
+    np.testing.assert_allclose(angular_update(many, -3 * many), np.pi, rtol=1e-7)
 
 
 @pytest.mark.parametrize(

@@ -156,3 +156,19 @@ ONES, ZEROS = np.ones(3), np.zeros(3)
 
 def _forward(x, ghost_size=2, gamma=ONES, beta=ZEROS, axis=-1):
     return ghost_batch_norm_forward(x, gamma, beta, ghost_size=ghost_size, axis=axis)
+
+
+def test_ghost_batch_norm_forward_defaults_to_kerass_epsilon():
+    x = np.random.default_rng(11).normal(size=(4, 3))
+    y, _ = ghost_batch_norm_forward(x, np.ones(3), np.zeros(3), ghost_size=2)
+    y3, _ = ghost_batch_norm_forward(
+        x, np.ones(3), np.zeros(3), ghost_size=2, epsilon=1e-3
+    )
+    np.testing.assert_array_equal(y, y3)
+
+
+def test_ghost_backward_names_the_feature_count_of_images():
+    x = np.ones((4, 5, 6, 3))  # NHWC: 3 features on the last axis
+    _, cache = ghost_batch_norm_forward(x, np.ones(3), np.zeros(3), ghost_size=2)
+    with raises_naming(ValueError, "4 rows and 3 features, got"):
+        ghost_batch_norm_backward(np.ones((4, 5, 6, 2)), cache)

@@ -31,6 +31,17 @@ def test_a_function_that_ignores_its_argument_is_refused():
     x = np.array([1.0, 2.0])
     with pytest.raises(ValueError, match="ignores its argument"):
         numerical_gradient(lambda _: np.exp(x), x, np.ones(2))
+    with raises_naming(
+        ValueError,
+        r"^f\(x\) did not change when x was perturbed: f ignores its argument "
+        r"\(does it close over another x\?\), so its gradient cannot be checked$",
+    ):
+        numerical_gradient(lambda _: np.exp(x), x, np.ones(2))
+
+
+def test_an_integer_point_is_perturbed_in_float64():
+    grad = numerical_gradient(lambda x_: x_**2, np.array([1, 2]), np.array([1, 3]))
+    np.testing.assert_allclose(grad, [2.0, 12.0], rtol=1e-8)
 
 
 def test_an_upstream_gradient_of_ones_hides_a_wrong_batch_norm_backward():
@@ -77,6 +88,9 @@ def test_relative_error():
     assert relative_error([1.0], [1.0 + 1e-8]) == pytest.approx(5e-9, rel=1e-6)
     with pytest.raises(ValueError, match="same shape"):
         relative_error([1.0], [1.0, 2.0])
+    # computed in float64: unsigned integers do not wrap around
+    assert relative_error(np.uint8([1]), np.uint8([2])) == pytest.approx(1 / 3)
+    assert relative_error(np.uint8([2]), np.uint8([1])) == pytest.approx(1 / 3)
 
 
 def test_error_bound():

@@ -159,6 +159,11 @@ def test_layer_and_group_norm_match_keras(dtype, tf_keras):
             "^groups must divide",
         ),
         (lambda: GroupNorm(groups=2.0), TypeError, "^groups must be an int"),
+        (
+            lambda: GroupNorm(groups=2)(np.ones((2, 5, 6))),
+            ValueError,
+            "^x must have shape",
+        ),
         (lambda: GroupNorm(groups=2)(["a"]), TypeError, "^x must be"),
         (
             lambda: LayerNorm().backward(np.ones((2, 6))),
@@ -213,3 +218,24 @@ def test_a_fresh_layer_builds_in_the_dtype_of_its_input(make):
     layer = make()
     layer(np.random.default_rng(0).normal(size=(4, 6)), training=True)
     assert layer.gamma.dtype == layer.beta.dtype == np.float64
+
+
+def test_groups_of_two_features_are_the_smallest():
+    x = np.random.default_rng(5).normal(size=(3, 6))
+    y, _ = group_norm_forward(x, np.ones(6), np.zeros(6), groups=3)  # pairs
+    np.testing.assert_allclose(
+        np.abs(y),
+        np.sqrt(1 / (1 + 4e-3 / (x[:, ::2] - x[:, 1::2]) ** 2)).repeat(2, axis=1),
+        rtol=1e-12,
+    )
+    y32, _ = group_norm_forward(x.astype(np.float32), np.ones(6), np.zeros(6), groups=3)
+    assert y32.dtype == np.float32
+
+
+def test_defaults_are_kerass():
+    # keras.layers.GroupNormalization(groups=32, epsilon=1e-3), LayerNormalization
+    assert (GroupNorm().groups, GroupNorm().epsilon, LayerNorm().epsilon) == (
+        32,
+        1e-3,
+        1e-3,
+    )

@@ -341,6 +341,8 @@ def test_dropout_keeps_a_fraction_and_the_mean():
     np.testing.assert_array_equal(Dropout(1, np.random.default_rng(0))(x, True), x)
     with pytest.raises(RuntimeError, match="training=True"):
         layer.backward(x)
+    with raises_naming(RuntimeError, "^backward needs a preceding call with training"):
+        Dropout(0.5, np.random.default_rng(0)).backward(x)  # a fresh layer
 
 
 @pytest.mark.parametrize(
@@ -350,7 +352,7 @@ def test_dropout_keeps_a_fraction_and_the_mean():
         ({"keep": 1.5}, ValueError, "keep"),
         ({"keep": "0.5"}, TypeError, "keep"),
         ({"keep": True}, TypeError, "keep"),
-        ({"rng": 0}, TypeError, "rng"),
+        ({"rng": 0}, TypeError, "^rng must be a numpy.random.Generator, got int"),
     ],
 )
 def test_dropout_bad_arguments(kwargs, error, name):
@@ -380,7 +382,7 @@ def test_inserted_puts_a_new_layer_before_or_after_each_of_a_class():
         ({}, ValueError),
         ({"before": ReLU, "after": ReLU}, ValueError),
     ):
-        with raises_naming(error, "before"):
+        with raises_naming(error, "^inserted takes one of before and after"):
             model.inserted(BatchNorm, **kwargs)
     with raises_naming(TypeError, "make"):
         model.inserted("BatchNorm", after=ReLU)

@@ -44,17 +44,19 @@ def test_lp_norm_gradients_match_finite_differences(p, before_centering):
     assert relative_error(dbeta, numeric_beta) < 1e-7
 
 
+@pytest.mark.parametrize("before_centering", [False, True], ids=["centered", "raw"])
 @pytest.mark.parametrize("p", PS, ids=["l1", "l2", "linf"])
-def test_lp_norm_gradients_hold_for_images_on_any_axis(p):
+def test_lp_norm_gradients_hold_for_images_on_any_axis(p, before_centering):
     rng = np.random.default_rng(12)
     x, dy = rng.normal(1.0, 2.0, size=(3, 2, 4, 5)), rng.normal(size=(3, 2, 4, 5))
     gamma, beta = rng.uniform(0.5, 2.0, 2), rng.normal(size=2)
-    y, cache = lp_norm_forward(x, gamma, beta, p=p, axis=1)
+    options = {"p": p, "axis": 1, "before_centering": before_centering}
+    y, cache = lp_norm_forward(x, gamma, beta, **options)
     assert y.shape == x.shape and cache.scale.shape == (1, 2, 1, 1)
     dx, dgamma, dbeta = lp_norm_backward(dy, cache)
 
     def forward(x_):
-        return lp_norm_forward(x_, gamma, beta, p=p, axis=1)[0]
+        return lp_norm_forward(x_, gamma, beta, **options)[0]
 
     assert relative_error(dx, numerical_gradient(forward, x, dy)) < 1e-7
     assert dgamma.shape == dbeta.shape == (2,)
@@ -327,3 +329,22 @@ def test_lp_norm_names_its_own_arguments():
         lp_norm_backward(x, None)
     _, cache = lp_norm_forward(np.eye(4, 3), np.ones(3), np.zeros(3), p=1, epsilon=0.5)
     assert cache.epsilon == 0.5 and cache.axis == 1 and cache.reduce_axes == (0,)
+
+
+def test_a_tie_for_the_largest_deviation_shares_the_subgradient():
+    from bnbook.lpnorm import _squared_scale_gradient
+
+    z = np.array([[-1.0], [1.0], [0.5]])  # two examples at s = max|z| = 1
+    grad = _squared_scale_gradient(z, np.array([[1.0]]), np.inf, (0,))
+    np.testing.assert_array_equal(grad, [[-1.0], [1.0], [0.0]])  # 2 s sign / 2 each
+
+
+@pytest.mark.parametrize("before_centering", [False, True], ids=["centered", "raw"])
+def test_lp_batch_norm_calibrates_images_on_the_channel_axis(before_centering):
+    x = np.random.default_rng(21).normal(1.0, 2.0, size=(4, 3, 2, 2))
+    layer = LpBatchNorm(p=1, axis=1, before_centering=before_centering)
+    y = layer.calibrate(x)
+    np.testing.assert_allclose(y, layer(x, training=True), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(layer.moving_mean, x.mean(axis=(0, 2, 3)), rtol=1e-12)
+    with raises_naming(TypeError, "^x must be"):
+        layer.calibrate([["a"]])

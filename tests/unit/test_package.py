@@ -36,6 +36,18 @@ def test_show_displays_the_source_as_a_python_code_block(monkeypatch):
         show(42)
 
 
+def test_show_leaves_out_mutation_testings_markers(monkeypatch):
+    def marked(x, training=False):  # pragma: no mutate (training unused)
+        return x  # a comment that stays
+
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda data, raw: shown.append(data))
+    show(marked)
+    assert shown[0]["text/plain"] == (
+        "def marked(x, training=False):\n    return x  # a comment that stays\n"
+    )
+
+
 def test_seeds_start_at_the_offset_from_the_environment(monkeypatch):
     monkeypatch.delenv("BNBOOK_SEED_OFFSET", raising=False)
     assert seeds(3) == range(0, 3)

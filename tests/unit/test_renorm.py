@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from naming import raises_naming
 
+from bnbook.gradcheck import numerical_gradient, relative_error
 from bnbook.renorm import BatchRenorm
 
 
@@ -60,6 +61,8 @@ def test_batch_renorm_corrects_to_the_moving_statistics():
         (lambda: BatchRenorm(renorm_momentum=2.0), ValueError, "momentum"),
         (lambda: BatchRenorm(rmin=2.0, rmax=1.0), ValueError, "rmax"),
         (lambda: BatchRenorm(dmax=-1.0), ValueError, "dmax"),
+        (lambda: BatchRenorm(rmin=-0.5), ValueError, "^rmin must be >= 0"),
+        (lambda: BatchRenorm(rmax=-0.5), ValueError, "^rmax must be >= 0"),
         (lambda: BatchRenorm()(np.ones((2, 3, 4)), training=True), ValueError, "shape"),
         (
             lambda: BatchRenorm().backward(np.ones((2, 3))),
@@ -123,3 +126,55 @@ def test_batch_renorm_clips_d_from_below_and_above():
     layer.renorm_mean = np.array([10.0, -10.0])
     layer(np.random.default_rng(0).normal(size=(5, 2)), training=True)
     np.testing.assert_array_equal(layer._rd[1], [-0.5, 0.5])
+
+
+def test_an_rmax_below_one_is_allowed_and_caps_r():
+    layer = BatchRenorm(rmax=0.5)
+    x = np.random.default_rng(4).normal(size=(8, 3))
+    layer(x, training=True)
+    r, _ = layer._correction(x.mean(axis=0), np.sqrt(x.var(axis=0) + 1e-3))
+    np.testing.assert_array_equal(r, 0.5)  # sigma_B ~ 1 = renorm_stddev at first
+
+
+def test_batch_renorm_by_hand_without_keras():
+    """Three training steps against the formulas of the class docstring, written out
+    here once more: the output, both pairs of moving statistics, and the gradients."""
+    rng = np.random.default_rng(23)
+    layer = BatchRenorm(momentum=0.9, renorm_momentum=0.7, rmax=1.3, dmax=0.4)
+    layer.build(3, np.float64)
+    layer.gamma, layer.beta = rng.uniform(0.5, 2.0, 3), rng.normal(size=3)
+    eps, mean, std, r_mean, r_std = (
+        1e-3,
+        np.zeros(3),
+        np.ones(3),
+        np.zeros(3),
+        np.ones(3),
+    )
+    for _ in range(3):
+        x, dy = rng.normal(1.0, 2.0, size=(6, 3)), rng.normal(size=(6, 3))
+        mu, sigma = x.mean(axis=0), np.sqrt(x.var(axis=0) + eps)
+        r = np.minimum(sigma / r_std, 1.3)
+        d = np.clip((mu - r_mean) / r_std, -0.4, 0.4)
+        x_hat = (x - mu) / sigma
+        y = layer(x, training=True)
+        np.testing.assert_allclose(
+            y, layer.gamma * (x_hat * r + d) + layer.beta, rtol=1e-12
+        )
+        r_mean, r_std = 0.7 * r_mean + 0.3 * mu, 0.7 * r_std + 0.3 * sigma
+        mean, std = 0.9 * mean + 0.1 * mu, 0.9 * std + 0.1 * sigma
+        np.testing.assert_allclose(layer.renorm_mean, r_mean, rtol=1e-12)
+        np.testing.assert_allclose(layer.renorm_stddev, r_std, rtol=1e-12)
+        np.testing.assert_allclose(layer.moving_mean, mean, rtol=1e-12)
+        np.testing.assert_allclose(layer.moving_stddev, std, rtol=1e-12)
+        np.testing.assert_allclose(layer.moving_variance, std**2 - eps, rtol=1e-12)
+        dx = layer.backward(dy)
+        np.testing.assert_allclose(
+            layer.dgamma, (dy * (x_hat * r + d)).sum(axis=0), rtol=1e-12
+        )
+        np.testing.assert_allclose(layer.dbeta, dy.sum(axis=0), rtol=1e-12)
+
+        def frozen(x_, r=r, d=d):  # r and d held constant, as in the backward pass
+            z = (x_ - x_.mean(axis=0)) / np.sqrt(x_.var(axis=0) + eps)
+            return layer.gamma * (z * r + d) + layer.beta
+
+        assert relative_error(dx, numerical_gradient(frozen, x, dy)) < 1e-7

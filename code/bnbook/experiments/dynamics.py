@@ -27,8 +27,7 @@ def angular_update(before, after):
     turned. Computed as ``2 * arcsin(|u - v| / 2)`` for the unit vectors ``u`` and
     ``v``, accurate for small angles too (``arccos`` of the dot product is not).
     """
-    before = np.asarray(before, dtype=np.float64)
-    after = np.asarray(after, dtype=np.float64)
+    before, after = np.asarray(before), np.asarray(after)
     if before.shape != after.shape:
         raise ValueError(
             f"before and after must have the same shape, got {before.shape} and "
