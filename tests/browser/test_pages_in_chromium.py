@@ -6,8 +6,9 @@ described by alt text and drawn at 1.5 times the width it is shown at or more; n
 Python traceback or stderr output shown; the Binder button of a notebook pointing at
 that notebook in this repository (on a workbook page, at its exercise notebook); at
 desktop width (1400 px), no display equation or printed output wider than its column
-and no second header bar; and no horizontal
-scrolling at a phone's width of 390 px. A screenshot of each page, at desktop and at
+and no second header bar; at a phone's width of 390 px, no horizontal scrolling of the
+page, every figure within its column and a link to open it full size, and printed
+sentences wrapped (tables and code listings scroll in their own box). A screenshot of each page, at desktop and at
 phone width, is saved under ``_build/screenshots`` for a person to look at.
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them), or
@@ -145,6 +146,13 @@ WIDE_MATH = r"""
     });
     return found;"""
 
+# Printed output that is not a table (pages.js marks those) yet scrolls: it should wrap.
+UNWRAPPED = """
+    return [...document.querySelectorAll('main .cell_output .output.stream pre')]
+        .filter(p => !p.classList.contains('bn-table'))
+        .filter(p => p.scrollWidth > p.clientWidth + 1)
+        .map(p => p.textContent.slice(0, 60));"""
+
 # The theme's top bar: hidden above 960 px by _static/custom.css.
 HEADER_SHOWN = """
     const bar = document.querySelector('#pst-header');
@@ -190,12 +198,9 @@ def test_page_holds_up(doc, server, browser):
     wide = browser.execute_script(WIDE_MATH)
     if wide:
         problems.append(f"display equations wider than the column: {wide}")
-    scrolled = browser.execute_script(
-        "return [...document.querySelectorAll('main .cell_output pre')]"
-        ".filter(p => p.scrollWidth > p.clientWidth + 1).length"
-    )
+    scrolled = browser.execute_script(UNWRAPPED)
     if scrolled:
-        problems.append(f"{scrolled} outputs wider than the column (they should wrap)")
+        problems.append(f"printed sentences wider than the column: {scrolled}")
 
     text = browser.find_element("tag name", "main").text
     if "Traceback (most recent call last)" in text:
@@ -225,17 +230,24 @@ def test_page_holds_up(doc, server, browser):
         "return [document.documentElement.scrollWidth, window.innerWidth]"
     )
     browser.save_screenshot(str(SHOTS / f"{name}-phone.png"))
-    # Figures keep the desktop column's width (about 720 px) and scroll in their own
-    # box: bnbook.style's 12-point text, in a figure at most 10 inches wide, then shows
-    # at 9 points or more.
-    narrow = browser.execute_script(
-        "return [...document.querySelectorAll('main .cell_output img')]"
-        ".map(i => Math.round(i.getBoundingClientRect().width)).filter(w => w < 700)"
+    # Every figure fits its column, and is a link that opens it full size (pages.js
+    # marks Sphinx's link, and custom.css says so under the figure).
+    figures = browser.execute_script(
+        "return [...document.querySelectorAll('main .cell_output img')].map(i => {"
+        " const a = i.closest('a.bn-enlarge'), box = i.closest('.cell_output');"
+        " return [Math.round(i.getBoundingClientRect().width), box.clientWidth,"
+        " a ? a.getAttribute('href') : null, i.getAttribute('src')]; })"
     )
-    if narrow:
-        problems.append(
-            f"figures shrunk to {narrow} px at {PHONE_WIDTH} px: text unreadable"
-        )
+    for shown, column, href, src in figures:
+        if shown > column + 1:
+            problems.append(f"figure {shown} px wide in a {column} px column: {src}")
+        if href is None or not href.endswith(src.rsplit("/", 1)[-1]):
+            problems.append(f"figure without a link to open it full size: {src}")
+    # Printed sentences wrap at a phone's width; tables and listings may scroll in
+    # their own box (the page itself must not, checked below).
+    unwrapped = browser.execute_script(UNWRAPPED)
+    if unwrapped:
+        problems.append(f"printed sentences scroll at {PHONE_WIDTH} px: {unwrapped}")
     if widths[0] > widths[1]:
         problems.append(
             f"scrolls sideways at {PHONE_WIDTH} px: content {widths[0]} px wide"

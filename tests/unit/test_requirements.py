@@ -27,6 +27,7 @@ pytestmark = pytest.mark.skipif(
 # Import names whose distribution on PyPI is named otherwise.
 DISTRIBUTIONS = {
     "IPython": "ipython",
+    "bs4": "beautifulsoup4",
     "matplotlib_inline": "matplotlib-inline",
     "myst_nb": "myst-nb",
     "sklearn": "scikit-learn",
