@@ -146,6 +146,17 @@ WIDE_MATH = r"""
     });
     return found;"""
 
+# Inline math that runs past the right edge of its paragraph (or admonition), where it
+# is cut off: inline math cannot scroll, so a long formula belongs on a display line.
+CLIPPED_INLINE_MATH = r"""
+    return [...document.querySelectorAll('main article mjx-container:not([display="true"])')]
+        .filter(c => c.offsetParent !== null)
+        .filter(c => {
+            const box = c.parentElement.closest('p, li, td, dd, div');
+            return c.getBoundingClientRect().right > box.getBoundingClientRect().right + 1;
+        })
+        .map(c => (c.querySelector('mjx-assistive-mml') || c).textContent.slice(0, 60));"""
+
 # Printed output that is not a table (pages.js marks those) yet scrolls: it should wrap.
 UNWRAPPED = """
     return [...document.querySelectorAll('main .cell_output .output.stream pre')]
@@ -245,6 +256,9 @@ def test_page_holds_up(doc, server, browser):
             problems.append(f"figure without a link to open it full size: {src}")
     # Printed sentences wrap at a phone's width; tables and listings may scroll in
     # their own box (the page itself must not, checked below).
+    clipped = browser.execute_script(CLIPPED_INLINE_MATH)
+    if clipped:
+        problems.append(f"inline math cut off at {PHONE_WIDTH} px: {clipped}")
     unwrapped = browser.execute_script(UNWRAPPED)
     if unwrapped:
         problems.append(f"printed sentences scroll at {PHONE_WIDTH} px: {unwrapped}")
