@@ -12,6 +12,10 @@ in `make test` then checks that they reproduce. With ``--out DIR`` the executed 
 go to DIR and the chapters stay as they are: `make robust` runs the book that way, on
 other seeds.
 
+After a notebook has run, the captions and alt texts of its figures that have
+templates (``bnbook.caption``, ``bnbook.alt`` in the cell's metadata) are written from
+its glued numbers (bnbook.figuretext), so that they quote what the outputs computed.
+
 Only an error (a failed assert, a cell that raised, a dead kernel) makes it exit with 1.
 A notebook over its time budget is a warning, repeated at the end of the output, and
 the exit status stays 0: `make execute` must go on to regenerate the workbook's
@@ -30,6 +34,8 @@ import time
 
 import nbformat
 from nbclient import NotebookClient
+
+from bnbook.figuretext import render_figure_text
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # The book's budgets on a 2-core CPU: a notebook run alone (J=1), one run beside another
@@ -63,6 +69,7 @@ def execute(path, out=None):
             nbformat.write(nb, out / path.name)
     for cell in nb.cells:
         cell.metadata.pop("execution", None)  # timestamps left by older runs
+    render_figure_text(nb, path.name)  # an unknown field fails, naming it
     nbformat.write(nb, path if out is None else out / path.name)
 
 

@@ -80,3 +80,22 @@ def test_over_budget_is_a_warning_listed_at_the_end(execute, tmp_path, capsys):
     results[fast] = (2.0, "CellExecutionError: AssertionError")
     assert execute.report(results, 1, table) == 1
     assert "| 02_fast.ipynb | 2.0 | 45 | failed |" in table.read_text()
+
+
+def test_figure_templates_are_rendered_after_the_run(tmp_path):
+    glue = 'from bnbook import glue_number\nglue_number("acc", 0.5123, 2)'
+    good = notebook(tmp_path / "good.ipynb", glue)
+    bad = notebook(tmp_path / "bad.ipynb", glue)
+    for path, template in ((good, "near {acc:.2f}"), (bad, "near {accuracy:.2f}")):
+        nb = nbformat.read(path, as_version=4)
+        nb.cells[0].metadata.update(
+            mystnb={"figure": {"name": "fig-x"}, "image": {"alt": "stale"}},
+            bnbook={"alt": template},
+        )
+        nbformat.write(nb, path)
+    out = tmp_path / "out"
+    done = run_tool("--out", out, "--jobs", "2", good, bad)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "FAILED: bad.ipynb" in done.stdout and "'accuracy'" in done.stdout
+    executed = nbformat.read(out / "good.ipynb", as_version=4)
+    assert executed.cells[0].metadata.mystnb.image.alt == "near 0.51"
