@@ -183,9 +183,8 @@ def _factor_message(factors, case):
         (1 / s**2, "std = sqrt(var + eps) where the formula has s = 1 / std"),
         (s, "s**2 where the formula has s = 1 / sqrt(var + eps)"),
         (gamma, "γ twice: dy reaches x_hat as dx_hat = gamma * dy, once"),
-        (1 / gamma, "dx divided by γ: dx_hat = gamma * dy multiplies by it"),
         (np.sign(gamma), "|γ| where the formula has γ"),
-    ]
+    ]  # (dx / γ is dx without γ, a known mistake: it is named before it gets here)
     for factor, cause in known:
         if _close(factors, factor, np.float32):
             return f"dx matches {cause}."
