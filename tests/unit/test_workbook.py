@@ -207,6 +207,14 @@ class TrainablePairsKept(TrainableIntoBuffers):
         return self.pairs
 
 
+class TrainableUnlessFalse(TrainableLayer):
+    """Trains unless ``training`` is False itself (None would train): right, as the
+    checks call it with training=False or without training."""
+
+    def __call__(self, x, training=False):
+        return super().__call__(x, training is not False)
+
+
 @pytest.mark.parametrize(
     "check, functions",
     [
@@ -225,6 +233,7 @@ class TrainablePairsKept(TrainableIntoBuffers):
         (check_trainable_layer, [TrainableLayer]),
         (check_trainable_layer, [TrainableIntoBuffers]),
         (check_trainable_layer, [TrainablePairsKept]),
+        (check_trainable_layer, [TrainableUnlessFalse]),
     ],
     ids=lambda v: getattr(v, "__name__", None) if callable(v) else None,
 )
@@ -883,6 +892,14 @@ def backward_var_of_all(dy, cache):
     """s = 1 / sqrt(var + eps) from the variance of the whole array."""
     (x_hat, gamma, var, eps), x = cache
     s = 1 / np.sqrt(x.var() + eps)
+    bracket = dy - dy.mean(0) - x_hat * (dy * x_hat).mean(0)
+    return gamma * s * bracket, (dy * x_hat).sum(0), dy.sum(0)
+
+
+def backward_mean_var(dy, cache):
+    """One s for all the features, from the mean of their variances."""
+    x_hat, gamma, var, eps = cache
+    s = 1 / np.sqrt(np.mean(var) + eps)
     bracket = dy - dy.mean(0) - x_hat * (dy * x_hat).mean(0)
     return gamma * s * bracket, (dy * x_hat).sum(0), dy.sum(0)
 
@@ -1757,6 +1774,12 @@ MISTAKES = {
         ],
         r"^layer\.backward\(dy\) gave dgamma of shape \(16, 5\), the shape of x",
     ),
+    "momentum off in its seventh digit": (
+        check_layer,
+        [layer_with(momentum=0.99 + 1e-7)],
+        r"^layer\(x, training=True\) moved moving_mean 0\.0099999 of the way from its "
+        r"old value to the batch's; with momentum 0\.99 it moves 0\.01 of the way",
+    ),
     "moving variance's momentum the wrong way round": (
         check_layer,
         [VarianceMomentumSwapped],
@@ -1788,6 +1811,12 @@ MISTAKES = {
     "s from the variance of the whole array": (
         check_backward,
         [forward_keeping_x, backward_var_of_all],
+        r"^backward: dx is the right dx times a factor that differs from feature to "
+        r"feature \(feature \d: ",
+    ),
+    "s from the mean of the variances": (
+        check_backward,
+        [forward, backward_mean_var],
         r"^backward: dx is the right dx times a factor that differs from feature to "
         r"feature \(feature \d: ",
     ),
@@ -2607,3 +2636,31 @@ def test_a_gradient_a_millionth_off_is_not_the_gradient(paired):
 def test_a_staged_backward_in_one_by_d_passes_as_it_stands():
     check_backward(forward_staged, staged_with())
     check_backward(forward_staged, staged_with(keepdims=True))
+
+
+def test_a_nan_where_a_wrong_formula_has_one_matches_it():
+    # ε subtracted, sqrt(var - eps), is NaN where var < eps; a reader's y that is NaN
+    # there too matches it
+    from bnbook.workbook.report import _close
+
+    nan = np.array([np.nan, 1.0])
+    assert _close(nan, nan.copy(), np.float64)
+    assert not _close(nan, np.array([0.0, 1.0]), np.float64)
+
+
+def test_the_known_mistakes_nans_print_no_warnings():
+    # on the small variance with ε = 0.5, the formula of ε subtracted takes the square
+    # root of negative numbers: the reader is told what is wrong, without NumPy's noise
+    from bnbook.workbook.cases import DENSE, _cases
+    from bnbook.workbook.forward_mistakes import _forward_mistakes
+    from bnbook.workbook.reference import _y
+    from bnbook.workbook.report import _diagnose
+
+    case = _cases(*DENSE)[1]
+    expected = _y(case)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        failed = _diagnose(
+            "y", expected + 0.1, case, expected, _forward_mistakes(case), "forward"
+        )
+    assert str(failed).startswith("forward: y is wrong.\nOn x of small variance")
