@@ -2664,3 +2664,32 @@ def test_the_known_mistakes_nans_print_no_warnings():
             "y", expected + 0.1, case, expected, _forward_mistakes(case), "forward"
         )
     assert str(failed).startswith("forward: y is wrong.\nOn x of small variance")
+
+
+@pytest.mark.parametrize("name", ["gamma", "beta"])
+def test_a_parameter_changed_in_place_is_named(name):
+    def wrong(x, gamma, beta, eps):
+        y, cache = forward(x, gamma, beta, eps)
+        {"gamma": gamma, "beta": beta}[name][...] = 0  # as gamma *= s would
+        return y, cache
+
+    assert failure_of(check_forward, wrong).startswith(
+        f"forward changed its argument {name} in place: work on new arrays (a = a * s "
+        "makes one; a *= s changes the caller's array)."
+    )
+
+
+def test_a_profiler_set_before_a_check_is_set_after_it():
+    from bnbook.workbook.calls import _locals_of
+
+    def profiler(frame, event, arg):
+        pass
+
+    before = sys.getprofile()
+    sys.setprofile(profiler)
+    try:
+        with _locals_of(forward, {}):
+            forward(np.ones((2, 1)), np.ones(1), np.zeros(1), 1e-3)
+        assert sys.getprofile() is profiler
+    finally:
+        sys.setprofile(before)

@@ -33,9 +33,7 @@ def _cases_of(shape, seed=0):
     mean = rng.uniform(-3, 3, n_features)
     std = rng.uniform(0.5, 3, n_features)
     x = mean + std * rng.standard_normal(shape)
-    gamma = np.copysign(
-        rng.uniform(0.5, 2, n_features), rng.choice([-1, 1], n_features)
-    )
+    gamma = rng.uniform(0.5, 2, n_features) * rng.choice([-1, 1], n_features)
     beta = rng.uniform(-2, 2, n_features)
     small = 0.4 * rng.standard_normal(shape)  # variances near ε = 0.5
     far = 1000 + rng.standard_normal(shape)
