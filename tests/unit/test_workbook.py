@@ -7,6 +7,7 @@ import pathlib
 import re
 import sys
 import types
+import warnings
 
 import numpy as np
 import pytest
@@ -206,6 +207,14 @@ class TrainablePairsKept(TrainableIntoBuffers):
         return self.pairs
 
 
+class TrainableUnlessFalse(TrainableLayer):
+    """Trains unless ``training`` is False itself (None would train): right, as the
+    checks call it with training=False or without training."""
+
+    def __call__(self, x, training=False):
+        return super().__call__(x, training is not False)
+
+
 @pytest.mark.parametrize(
     "check, functions",
     [
@@ -224,6 +233,7 @@ class TrainablePairsKept(TrainableIntoBuffers):
         (check_trainable_layer, [TrainableLayer]),
         (check_trainable_layer, [TrainableIntoBuffers]),
         (check_trainable_layer, [TrainablePairsKept]),
+        (check_trainable_layer, [TrainableUnlessFalse]),
     ],
     ids=lambda v: getattr(v, "__name__", None) if callable(v) else None,
 )
@@ -793,6 +803,190 @@ def _compact(
     terms = [dy, -mean_scale * mean_dy, -sign_var * xh * (dy * xh).sum(0) / m]
     dx = sum(gamma * s * t if i < scaled else t for i, t in enumerate(terms))
     return scale * dx, (dy * x_hat).sum(axis=0), dy.sum(axis=0)
+
+
+# ---- mistakes the mutation runs asked for: each shows a part of a check no other
+# ---- mistake reaches (a message, a number it quotes, or the input it names)
+
+
+class TKeepsInferenceAddsDgamma(TInferenceCaches):
+    """Two mistakes at once: x_hat kept from inference calls too, and dgamma added up
+    over the steps (dbeta set anew); the second step's dgamma shows both."""
+
+    def backward(self, dy):
+        dgamma = self.dgamma
+        dx = super().backward(dy)
+        self.dgamma = dgamma + self.dgamma
+        return dx
+
+
+class TNoXKept(TrainableLayer):
+    """backward recomputes x_hat from self.x, which __call__ never stored."""
+
+    def backward(self, dy):
+        self.x_hat = (self.x - self.x.mean(axis=0)) * self.inv_std
+        return super().backward(dy)
+
+
+class TKeepsThreeGradients(TrainableLayer):
+    """backward keeps its three results; params() unpacks two of them."""
+
+    def backward(self, dy):
+        dx = super().backward(dy)
+        self.grads = (self.dgamma, self.dbeta, dx)
+        return dx
+
+    def params(self):
+        dgamma, dbeta = getattr(self, "grads", (self.dgamma, self.dbeta))
+        return [(self.gamma, dgamma), (self.beta, dbeta)]
+
+
+class VarianceMomentumSwapped(Layer):
+    """moving_mean right; moving_variance with the momentum the wrong way round."""
+
+    def __call__(self, x, training=False):
+        if not training:
+            return super().__call__(x)
+        keep = self.moving_variance
+        y = super().__call__(x, training)
+        a = self.momentum
+        self.moving_variance = (1 - a) * keep + a * x.var(axis=0)
+        return y
+
+
+class MovingOf(Layer):
+    """The moving statistics moved towards those of y, or the moving variance
+    towards the mean absolute deviation."""
+
+    target = "y"
+
+    def __call__(self, x, training=False):
+        if not training:
+            return super().__call__(x)
+        mean, variance = self.moving_mean, self.moving_variance
+        y = super().__call__(x, training)
+        a = self.momentum
+        if self.target == "y":
+            self.moving_mean = a * mean + (1 - a) * y.mean(axis=0)
+            self.moving_variance = a * variance + (1 - a) * y.var(axis=0)
+        else:
+            spread = np.abs(x - x.mean(axis=0)).mean(axis=0)
+            self.moving_variance = a * variance + (1 - a) * spread
+        return y
+
+
+def backward_dx_hat(dx_hat_of):
+    """The compact backward with gamma * dy replaced by ``dx_hat_of(dy, gamma)`` (a
+    name the staged diagnosis does not read)."""
+
+    def wrong(dy, cache):
+        x_hat, gamma, var, eps = cache
+        scaled = dx_hat_of(dy, gamma)
+        bracket = scaled - scaled.mean(0) - x_hat * (scaled * x_hat).mean(0)
+        return bracket / np.sqrt(var + eps), (dy * x_hat).sum(0), dy.sum(0)
+
+    return wrong
+
+
+def backward_var_of_all(dy, cache):
+    """s = 1 / sqrt(var + eps) from the variance of the whole array."""
+    (x_hat, gamma, var, eps), x = cache
+    s = 1 / np.sqrt(x.var() + eps)
+    bracket = dy - dy.mean(0) - x_hat * (dy * x_hat).mean(0)
+    return gamma * s * bracket, (dy * x_hat).sum(0), dy.sum(0)
+
+
+def backward_mean_var(dy, cache):
+    """One s for all the features, from the mean of their variances."""
+    x_hat, gamma, var, eps = cache
+    s = 1 / np.sqrt(np.mean(var) + eps)
+    bracket = dy - dy.mean(0) - x_hat * (dy * x_hat).mean(0)
+    return gamma * s * bracket, (dy * x_hat).sum(0), dy.sum(0)
+
+
+def staged_with(**knobs):
+    """Workbook page 2's staged backward on forward_staged's cache, dsq = dvar / m
+    kept per feature, with one thing changed: ε fixed in a recomputed inv_std, dx_hat
+    from ``dx_hat(dy, gamma)``, dmu's sign or dmu not summed, per-feature gradients
+    kept as (1, D) (``keepdims``)."""
+    keep = knobs.get("keepdims", False)
+
+    def wrong(dy, cache):
+        x_centered, inv_std = cache["xc"], cache["inv"]
+        x_hat, gamma = cache["x_hat"], cache["gamma"]
+        m = dy.shape[0]
+        if "eps" in knobs:
+            inv_std = 1 / np.sqrt((x_centered**2).mean(axis=0) + knobs["eps"])
+        std = 1 / inv_std
+        dx_hat = knobs.get("dx_hat", lambda dy, gamma: gamma * dy)(dy, gamma)
+        dinv_std = (dx_hat * x_centered).sum(axis=0, keepdims=keep)
+        dstd = -dinv_std / std**2
+        dvar = 0.5 * dstd / std
+        dsq = dvar / m
+        dx_centered = inv_std * dx_hat + 2 * x_centered * dsq
+        dmu = knobs.get("dmu_sign", -1) * dx_centered.sum(axis=0, keepdims=keep)
+        if knobs.get("dmu_unsummed"):
+            dmu = -dx_centered
+        dx = dx_centered + dmu / m
+        return dx, (dy * x_hat).sum(axis=0), dy.sum(axis=0)
+
+    return wrong
+
+
+class InferenceUnscaled(Layer):
+    def __call__(self, x, training=False):
+        if training:
+            return super().__call__(x, training)
+        return (x - self.moving_mean) / np.sqrt(self.moving_variance + 1e-3) + self.beta
+
+
+class EpsilonInTraining(Layer):
+    """ε written as a number into the training branch: Keras's, or PyTorch's."""
+
+    eps = 1e-3
+
+    def __call__(self, x, training=False):
+        y = super().__call__(x, training)  # the moving statistics, right
+        if not training:
+            return y
+        mu, var = x.mean(axis=0), x.var(axis=0)
+        return self.gamma * (x - mu) / np.sqrt(var + self.eps) + self.beta
+
+
+class InitFull(Layer):
+    def __init__(self, num_features, momentum=0.99, epsilon=1e-3):
+        super().__init__(num_features, momentum, epsilon)
+        self.moving_variance = np.full(num_features)
+
+
+class CentresXInPlace(Layer):
+    def __call__(self, x, training=False):
+        if training:
+            x -= x.mean(axis=0)
+        return super().__call__(x, training)
+
+
+class ComputesInFloat32(Layer):
+    """y rounded to float32 (computed as on a GPU) and given back in x's dtype, in
+    training calls or in inference calls."""
+
+    mode = False
+
+    def __call__(self, x, training=False):
+        y = super().__call__(x, training)
+        return y.astype(np.float32).astype(x.dtype) if training == self.mode else y
+
+
+def spatial_sizes_fixed(x, gamma, beta, eps):
+    m = 6 * 3 * 4  # N * H * W of the first input
+    mu = x.sum(axis=(0, 1, 2)) / m
+    var = ((x - mu) ** 2).sum(axis=(0, 1, 2)) / m
+    return gamma * (x - mu) / np.sqrt(var + eps) + beta, None
+
+
+def forward_mean_per_example(x, gamma, beta, eps):
+    mu = x.mean(axis=1, keepdims=True)
+    return gamma * (x - mu) / np.sqrt(x.var(axis=0) + eps) + beta, None
 
 
 MISTAKES = {
@@ -1540,6 +1734,207 @@ MISTAKES = {
         [type("Blank", (), {"__init__": not_implemented})],
         "Blank\\(5\\) is not implemented yet",
     ),
+    # asked for by the mutation runs
+    "dgamma added up, x_hat kept from inference": (
+        check_trainable_layer,
+        [TKeepsInferenceAddsDgamma],
+        r"^layer\.backward\(dy\): dgamma is wrong\.\nOn a second batch, 2 x \+ 1, ",
+    ),
+    "backward reads an x never kept": (
+        check_trainable_layer,
+        [TNoXKept],
+        r"^layer\.backward\(dy\) raised AttributeError: .+\non x with ε = 0\.001",
+    ),
+    "params() unpacks three gradients": (
+        check_trainable_layer,
+        [TKeepsThreeGradients],
+        r"^layer\.params\(\) raised ValueError: .+\non x with ε = 0\.001",
+    ),
+    "params() gives (name, parameter, gradient)": (
+        check_trainable_layer,
+        [
+            trainable_with(
+                params=lambda self: [
+                    ("gamma", self.gamma, self.dgamma),
+                    ("beta", self.beta, self.dbeta),
+                ]
+            )
+        ],
+        r"^layer\.params\(\) returned \[\('gamma', array",
+    ),
+    "dgamma not summed in the layer": (
+        check_trainable_layer,
+        [
+            trainable_with(
+                backward=lambda self, dy: (
+                    TrainableLayer.backward(self, dy),
+                    setattr(self, "dgamma", dy * self.x_hat),
+                )[0]
+            )
+        ],
+        r"^layer\.backward\(dy\) gave dgamma of shape \(16, 5\), the shape of x",
+    ),
+    "momentum off in its seventh digit": (
+        check_layer,
+        [layer_with(momentum=0.99 + 1e-7)],
+        r"^layer\(x, training=True\) moved moving_mean 0\.0099999 of the way from its "
+        r"old value to the batch's; with momentum 0\.99 it moves 0\.01 of the way",
+    ),
+    "moving variance's momentum the wrong way round": (
+        check_layer,
+        [VarianceMomentumSwapped],
+        r"^layer\(x, training=True\) moved moving_variance 0\.99 of the way.+"
+        "weighs the batch instead of the old value",
+    ),
+    "moving statistics of y": (
+        check_layer,
+        [MovingOf],
+        r"^layer\(x, training=True\) moved moving_mean towards another value than "
+        r"the batch's mean\.",
+    ),
+    "moving variance towards the mean absolute deviation": (
+        check_layer,
+        [type("MovingOfSpread", (MovingOf,), {"target": "spread"})],
+        r"^layer\(x, training=True\) moved moving_variance towards another value "
+        r"than the batch's variance\.",
+    ),
+    "γ twice in dx": (
+        check_backward,
+        [forward, backward_dx_hat(lambda dy, gamma: gamma * gamma * dy)],
+        r"^backward: dx matches γ twice",
+    ),
+    "|γ| in dx": (
+        check_backward,
+        [forward, backward_dx_hat(lambda dy, gamma: np.abs(gamma) * dy)],
+        r"^backward: dx matches \|γ\| where the formula has γ",
+    ),
+    "s from the variance of the whole array": (
+        check_backward,
+        [forward_keeping_x, backward_var_of_all],
+        r"^backward: dx is the right dx times a factor that differs from feature to "
+        r"feature \(feature \d: ",
+    ),
+    "s from the mean of the variances": (
+        check_backward,
+        [forward, backward_mean_var],
+        r"^backward: dx is the right dx times a factor that differs from feature to "
+        r"feature \(feature \d: ",
+    ),
+    "the 2 of d(x_centered**2) missing": (
+        check_backward,
+        [forward, lambda dy, c: _compact(dy, c, sign_var=0.5)],
+        r"^backward: the sum of dx \* x_hat over the batch should be .+ the path "
+        "through the variance var is wrong",
+    ),
+    "the mean term's sign flipped": (
+        check_backward,
+        [forward, lambda dy, c: _compact(dy, c, mean_scale=-1.0)],
+        r"^backward: the sum of dx over the batch should be 0 .+ the path through "
+        "the mean mu is wrong",
+    ),
+    "dgamma a list": (
+        check_backward,
+        [forward, backward_with(dgamma=lambda dy, x_hat: list((dy * x_hat).sum(0)))],
+        r"^backward gave a list for dgamma",
+    ),
+    "a staged backward with ε fixed at 1e-3": (
+        check_backward,
+        [forward_staged, staged_with(eps=1e-3)],
+        r"^backward: dstd, the gradient of std, is the first of your intermediate "
+        r"gradients that is wrong \(right before it: dx_hat, dinv_std\).+"
+        r"\nOn x of small variance with ε = 0\.5",
+    ),
+    "a staged backward with |γ| in dx_hat": (
+        check_backward,
+        [forward_staged, staged_with(dx_hat=lambda dy, gamma: np.abs(gamma) * dy)],
+        r"^backward: dx_hat, the gradient of x_hat, is the first of your intermediate "
+        r"gradients that is wrong \(right before it: none\)",
+    ),
+    "a staged backward with dx_hat summed": (
+        check_backward,
+        [forward_staged, staged_with(dx_hat=lambda dy, gamma: (gamma * dy).sum(0))],
+        r"^backward: dx_hat, the gradient of x_hat, has shape \(5,\): it has the shape "
+        r"of x_hat, \(N, D\), as x, here \(16, 5\) \(right before it: none\)",
+    ),
+    "a staged backward with dmu not summed": (
+        check_backward,
+        [forward_staged, staged_with(dmu_unsummed=True)],
+        r"^backward: dmu, the gradient of mu, has shape \(16, 5\): it has the shape "
+        r"of mu, \(D,\), one per feature, here \(5,\) \(right before it: dx_hat, "
+        r"dinv_std, dstd, dvar, dsq, dx_centered\)",
+    ),
+    "a staged backward in (1, D) with dmu's sign flipped": (
+        check_backward,
+        [forward_staged, staged_with(keepdims=True, dmu_sign=1)],
+        r"^backward: dmu, the gradient of mu, is the first of your intermediate "
+        r"gradients that is wrong \(right before it: dx_hat, dinv_std, dstd, dvar, "
+        r"dsq, dx_centered\)",
+    ),
+    "γ missing in inference": (
+        check_layer,
+        [InferenceUnscaled],
+        r"^layer\(x, training=False\), a new layer: in inference x_hat is not scaled",
+    ),
+    "Keras's ε written into training": (
+        check_layer,
+        [EpsilonInTraining],
+        r"^layer\(x, training=True\) of EpsilonInTraining\(5, momentum=0\.9, "
+        r"epsilon=0\.01\): it matches epsilon 0\.001, Keras's default",
+    ),
+    "PyTorch's ε written into training": (
+        check_layer,
+        [type("EpsilonInTraining", (EpsilonInTraining,), {"eps": 1e-5})],
+        r"^layer\(x, training=True\): it matches epsilon 1e-5 \(PyTorch's default\)",
+    ),
+    "np.full without its value in __init__": (
+        check_layer,
+        [InitFull],
+        r"^InitFull\(5\) raised TypeError: .+\non a new layer\.",
+    ),
+    "x centred in place in training": (
+        check_layer,
+        [CentresXInPlace],
+        r"^layer\(x, training=True\) changed its argument x in place: work on new "
+        r"arrays \(x - mu makes one",
+    ),
+    "y in float32 from a layer": (
+        check_layer,
+        [
+            type(
+                "Float32Out",
+                (Layer,),
+                {
+                    "__call__": lambda self, x, training=False: Layer.__call__(
+                        self, x, training
+                    ).astype(np.float32)
+                },
+            )
+        ],
+        r"^layer\(x, training=False\) gave y of dtype float32 for x of dtype float64",
+    ),
+    "inference rounded to float32": (
+        check_layer,
+        [ComputesInFloat32],
+        r"^layer\(x, training=False\), a new layer: every value of your output is a "
+        r"float32 number",
+    ),
+    "training rounded to float32": (
+        check_layer,
+        [type("TrainsInFloat32", (ComputesInFloat32,), {"mode": True})],
+        r"^layer\(x, training=True\): every value of your output is a float32 number",
+    ),
+    "sizes fixed, per channel": (
+        check_spatial_forward,
+        [spatial_sizes_fixed],
+        r"^forward: y is right on the inputs of shape \(6, 3, 4, 5\) but wrong on an "
+        r"odd batch with ε = 0\.001 of shape \(3, 5, 2, 4\)",
+    ),
+    "mean per example, variance per feature": (
+        check_forward,
+        [forward_mean_per_example],
+        r"^forward: your mean is over axis=1, your variance over axis=0: take both "
+        r"over axis=0\.",
+    ),
 }
 
 
@@ -1717,6 +2112,12 @@ class LayerOffInTraining(Layer):
         return y * (1 + 1e-6) if training else y
 
 
+class LayerOffInInference(Layer):
+    def __call__(self, x, training=False):
+        y = super().__call__(x, training)
+        return y if training else y * (1 + 1e-6)
+
+
 @pytest.mark.parametrize(
     "check, functions",
     [
@@ -1726,6 +2127,7 @@ class LayerOffInTraining(Layer):
         (check_backward, [forward, off_by(backward, 2)]),
         (check_layer, [type("Off", (Layer,), {"__call__": off_by(Layer.__call__, 0)})]),
         (check_layer, [LayerOffInTraining]),
+        (check_layer, [LayerOffInInference]),
         (check_layer, [layer_with(momentum=0.99 + 1e-7)]),
     ],
 )
@@ -2048,3 +2450,246 @@ def test_a_wrong_dsq_is_named():
     assert nodes <= set(local)
     text = _first_wrong_node(local, case, dy)
     assert text.startswith("dsq, the gradient of sq, is the first"), text
+
+
+# ---- the checks' helpers, where a behaviour is clearest on its own ----
+
+
+def test_a_class_is_asked_for_by_the_type_given():
+    with pytest.raises(TypeError, match="^layer_class must be a class, got int$"):
+        check_layer(42)
+
+
+def test_the_inputs_are_those_the_passed_lines_name():
+    from bnbook.workbook.cases import DENSE, _cases
+
+    shape = "(x of shape (16, 5), float{})"
+    assert [(c.name, c.x.dtype, c.eps) for c in _cases(*DENSE)] == [
+        ("x with ε = 0.001 " + shape.format(64), np.float64, 1e-3),
+        ("x of small variance with ε = 0.5 " + shape.format(64), np.float64, 0.5),
+        ("x with ε = 0.001 " + shape.format(32), np.float32, 1e-3),
+        (
+            "x of mean 1000 and standard deviation 1 " + shape.format(32),
+            np.float32,
+            1e-3,
+        ),
+        ("an odd batch with ε = 0.001 (x of shape (7, 3), float64)", np.float64, 1e-3),
+    ]
+
+
+def test_a_nan_in_an_argument_is_no_change_in_place():
+    from bnbook.workbook.calls import _call
+
+    a = np.array([np.nan, 1.0])
+    assert _call(np.nansum, "f", "a case", a=a) == 1.0  # no CheckFailed
+
+
+def test_the_readers_code_runs_without_numpy_warnings():
+    # a NaN or an inf the reader's code makes is for the check to tell, not NumPy
+    from bnbook.workbook.calls import _call
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isnan(_call(np.sqrt, "f", "a case", a=-np.ones(2))).all()
+
+
+def test_only_the_readers_own_variables_are_read():
+    from bnbook.workbook.calls import _locals_of
+
+    def helper():
+        hidden = 1
+        return hidden
+
+    def reader():
+        seen = helper()
+        return seen
+
+    local = {}
+    with _locals_of(reader, local):
+        reader()
+    assert local["seen"] == 1 and "hidden" not in local
+
+
+def test_a_nan_is_the_largest_difference():
+    from bnbook.workbook.report import _difference
+
+    received, expected = np.array([[0.5, np.nan, 3.0]]), np.array([[0.25, 0.5, 0.75]])
+    assert _difference("y", received, expected, "a case") == (
+        "On a case, y[0, 1] is nan; expected 0.5.\nLargest error inf, relative to "
+        "max(1, max|y|) = 1: inf; the check allows 1e-09 in float64."
+    )
+
+
+def test_a_lower_precision_is_one_below_the_outputs():
+    from bnbook.workbook.report import _precision
+
+    # float32 values that are no float16 numbers: nothing to say (float32's own
+    # rounding is no lower precision)
+    received = np.array([0.1, 0.3], dtype=np.float32)
+    assert _precision(received, None, received.astype(np.float64)) is None
+    # float32 numbers in float64, one too large for float16: no warning on the way
+    received = np.array([1e6, 0.1], dtype=np.float32).astype(np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        message = _precision(received, None, received + 1e-3)
+    assert message.startswith("every value of your output is a float32 number")
+
+
+def test_the_momentum_message_adds_a_cause_only_where_one_fits():
+    from bnbook.workbook.moving import _momentum_message
+
+    what, name = "layer(x, training=True)", "moving_mean"
+    assert _momentum_message(what, name, 0.5, 0.9) == (
+        "layer(x, training=True) moved moving_mean 0.5 of the way from its old value "
+        "to the batch's; with momentum 0.9 it moves 0.1 of the way: moving = momentum "
+        "* moving + (1 - momentum) * batch."
+    )
+    assert _momentum_message(what, name, 0.01, 0.9).endswith(
+        " It moves as with Keras's default 0.99, not the momentum=0.9 it was built "
+        "with: use self.momentum."
+    )
+
+
+def test_a_broken_sum_is_told_to_float64_rounding():
+    from bnbook.workbook.backward import _broken_sum, _gradients
+    from bnbook.workbook.cases import DENSE, _cases
+    from bnbook.workbook.reference import _normalized
+
+    case = _cases(*DENSE)[0]
+    dy = np.random.default_rng(1).standard_normal(case.x.shape)
+    expected = _gradients(case, dy)[0]
+    assert _broken_sum(expected, case, expected) is None
+    # a millionth added to each dx: sum(dx) is 1.6e-5, not 0
+    message = _broken_sum(expected + 1e-6, case, expected)
+    assert message.startswith("the sum of dx over the batch should be 0"), message
+    # a millionth of x_hat added: sum(dx) stays 0, sum(dx * x_hat) moves by 1.6e-5
+    message = _broken_sum(expected + 1e-6 * _normalized(case), case, expected)
+    assert message.startswith("the sum of dx * x_hat over the batch"), message
+
+
+@pytest.mark.parametrize("swapped", ["dgamma", "dbeta"])
+def test_gradients_swapped_to_a_millionth_are_not_swapped(swapped):
+    def nearly_swapped(dy, cache):
+        dx, dgamma, dbeta = backward(dy, cache)
+        off = 1 + 1e-6
+        if swapped == "dgamma":
+            return dx, dbeta * off, dgamma
+        return dx, dbeta, dgamma * off
+
+    message = failure_of(check_backward, forward, nearly_swapped)
+    assert message.startswith("backward: dbeta is wrong."), message
+
+
+def test_dgamma_first_and_dx_second_is_told_the_order():
+    def wrong(dy, cache):
+        dx, dgamma, dbeta = backward(dy, cache)
+        return dgamma, dx, dbeta
+
+    assert failure_of(check_backward, forward, wrong).startswith(
+        "backward returned an array of x's shape (16, 5) as value 2 of 3: return "
+        "(dx, dgamma, dbeta) in that order, dx first."
+    )
+
+
+def test_a_second_step_is_told_its_own_mistakes_at_float64_rounding():
+    from bnbook.workbook.backward import _gradients
+    from bnbook.workbook.cases import DENSE, _cases
+    from bnbook.workbook.trainable import _check_second_step
+
+    case = _cases(*DENSE)[0]
+    second = case._replace(x=case.x * 2 + 1)
+    rng = np.random.default_rng(1)
+    dy_first, dy = rng.standard_normal(case.x.shape), rng.standard_normal(case.x.shape)
+    earlier = (case, _gradients(case, dy_first))
+    dx, dgamma, _ = _gradients(second, dy)
+    added, stale = dgamma + earlier[1][1], _gradients(case, dy)[0]
+
+    def check(layer_dgamma, layer_dx):
+        layer = types.SimpleNamespace(dgamma=layer_dgamma)
+        _check_second_step(layer, layer_dx, second, dy, earlier)
+
+    with pytest.raises(CheckFailed, match="adds each step's dgamma"):
+        check(added, dx)
+    with pytest.raises(CheckFailed, match="uses the x_hat of the first"):
+        check(dgamma, stale)
+    # a millionth off them is not those mistakes: nothing raised here (the check of
+    # the gradients that follows says what is wrong)
+    check(added * (1 + 1e-6), dx)
+    check(dgamma, stale * (1 + 1e-6))
+
+
+@pytest.mark.parametrize("paired", ["dgamma", "dbeta"])
+def test_a_gradient_a_millionth_off_is_not_the_gradient(paired):
+    from bnbook.workbook.trainable import _check_pair
+
+    layer = types.SimpleNamespace(gamma=np.ones(3), beta=np.zeros(3))
+    right = {"gamma": np.array([1.0, 2.0, 3.0]), "beta": np.array([-1.0, 0.5, 4.0])}
+    g = right[paired[1:]] * (1 + 1e-6)
+    pairs = [(layer.gamma, g), (layer.beta, right["beta"])]
+    with pytest.raises(
+        CheckFailed,
+        match=r"^layer\.params\(\) pairs gamma with a gradient that is not dgamma",
+    ):
+        _check_pair(pairs, layer, "gamma", right, "beta", "a case")
+
+
+def test_a_staged_backward_in_one_by_d_passes_as_it_stands():
+    check_backward(forward_staged, staged_with())
+    check_backward(forward_staged, staged_with(keepdims=True))
+
+
+def test_a_nan_where_a_wrong_formula_has_one_matches_it():
+    # ε subtracted, sqrt(var - eps), is NaN where var < eps; a reader's y that is NaN
+    # there too matches it
+    from bnbook.workbook.report import _close
+
+    nan = np.array([np.nan, 1.0])
+    assert _close(nan, nan.copy(), np.float64)
+    assert not _close(nan, np.array([0.0, 1.0]), np.float64)
+
+
+def test_the_known_mistakes_nans_print_no_warnings():
+    # on the small variance with ε = 0.5, the formula of ε subtracted takes the square
+    # root of negative numbers: the reader is told what is wrong, without NumPy's noise
+    from bnbook.workbook.cases import DENSE, _cases
+    from bnbook.workbook.forward_mistakes import _forward_mistakes
+    from bnbook.workbook.reference import _y
+    from bnbook.workbook.report import _diagnose
+
+    case = _cases(*DENSE)[1]
+    expected = _y(case)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        failed = _diagnose(
+            "y", expected + 0.1, case, expected, _forward_mistakes(case), "forward"
+        )
+    assert str(failed).startswith("forward: y is wrong.\nOn x of small variance")
+
+
+@pytest.mark.parametrize("name", ["gamma", "beta"])
+def test_a_parameter_changed_in_place_is_named(name):
+    def wrong(x, gamma, beta, eps):
+        y, cache = forward(x, gamma, beta, eps)
+        {"gamma": gamma, "beta": beta}[name][...] = 0  # as gamma *= s would
+        return y, cache
+
+    assert failure_of(check_forward, wrong).startswith(
+        f"forward changed its argument {name} in place: work on new arrays (a = a * s "
+        "makes one; a *= s changes the caller's array)."
+    )
+
+
+def test_a_profiler_set_before_a_check_is_set_after_it():
+    from bnbook.workbook.calls import _locals_of
+
+    def profiler(frame, event, arg):
+        pass
+
+    before = sys.getprofile()
+    sys.setprofile(profiler)
+    try:
+        with _locals_of(forward, {}):
+            forward(np.ones((2, 1)), np.ones(1), np.zeros(1), 1e-3)
+        assert sys.getprofile() is profiler
+    finally:
+        sys.setprofile(before)

@@ -55,7 +55,8 @@ def _check_gradients(grads, dy, case, nodes=None, what="backward"):
     mistake matches. dy and dx have x's shape (N, D), dgamma and dbeta (D,)."""
     dx, dgamma, dbeta = _gradient_arrays(grads, case, what)
     dy64 = dy.astype(np.float64)
-    ref = dict(zip(("dx", "dgamma", "dbeta"), _gradients(case, dy64), strict=True))
+    right_dx, right_dgamma, right_dbeta = _gradients(case, dy64)
+    ref = {"dx": right_dx, "dgamma": right_dgamma, "dbeta": right_dbeta}
     got = {"dx": dx, "dgamma": dgamma, "dbeta": dbeta}
     dtype = case.x.dtype
     if _close(dgamma, ref["dbeta"], dtype) and _close(dbeta, ref["dgamma"], dtype):
@@ -108,7 +109,7 @@ def _dx_fallback(nodes, dy):
     return fallback
 
 
-def _check_parameter_shape(value, name, n, d, what="backward"):
+def _check_parameter_shape(value, name, n, d, what):
     """CheckFailed for a dgamma or dbeta summed over the wrong axis, or not at all."""
     shape = getattr(value, "shape", None)
     if shape == (n, d):
@@ -124,10 +125,10 @@ def _check_parameter_shape(value, name, n, d, what="backward"):
 
 
 def _gradients(case, dy):
-    """The right (dx, dgamma, dbeta) for ``case`` and ``dy``, in float64."""
+    """The right (dx, dgamma, dbeta) for ``case`` and ``dy`` (float64), in float64."""
     x, gamma, beta = _float64(case)
-    _, cache = batch_norm_forward(x, gamma, beta, axis=1, epsilon=case.eps)
-    return batch_norm_backward(dy.astype(np.float64), cache)
+    _, cache = batch_norm_forward(x, gamma, beta, epsilon=case.eps)  # over axis 0
+    return batch_norm_backward(dy, cache)
 
 
 def _dx_unknown(dx, case, expected):
@@ -176,16 +177,14 @@ def _broken_sum(received, case, expected):
 
 def _factor_message(factors, case):
     """dx right up to a factor per feature: s (the scale) is wrong; how, if known."""
-    x, _, _ = _float64(case)
+    x, gamma, _ = _float64(case)
     s = 1 / _std(x.var(axis=0), case.eps)
-    gamma = case.gamma.astype(np.float64)
     known = [
         (1 / s**2, "std = sqrt(var + eps) where the formula has s = 1 / std"),
         (s, "s**2 where the formula has s = 1 / sqrt(var + eps)"),
         (gamma, "γ twice: dy reaches x_hat as dx_hat = gamma * dy, once"),
-        (1 / gamma, "dx divided by γ: dx_hat = gamma * dy multiplies by it"),
         (np.sign(gamma), "|γ| where the formula has γ"),
-    ]
+    ]  # (dx / γ is dx without γ, a known mistake: it is named before it gets here)
     for factor, cause in known:
         if _close(factors, factor, np.float32):
             return f"dx matches {cause}."

@@ -44,9 +44,10 @@ def _gradient_mistakes(case, dy):
     }
 
 
-def _dx(case, dy, mean_path=True, var_path=True, divisor=0, eps=None, gamma=True):
-    """dx in float64, staged as in chapter 3, with the knobs the mistakes turn;
-    ``divisor`` is m - ``divisor`` in the derivative of the variance."""
+def _dx(case, dy, mean_weight=1, var_weight=1, divisor=0, eps=None, gamma=True):
+    """dx in float64, staged as in chapter 3, with the knobs the mistakes turn: the
+    weights of the paths through the mean and the variance (0: left out), the divisor
+    m - ``divisor`` in the derivative of the variance, ε, γ."""
     x, g, _ = _float64(case)
     eps = case.eps if eps is None else eps
     m = len(x)
@@ -54,8 +55,8 @@ def _dx(case, dy, mean_path=True, var_path=True, divisor=0, eps=None, gamma=True
     inv_std = 1 / _std(xc.var(axis=0), eps)
     dx_hat = dy * (g if gamma else 1)
     dvar = (dx_hat * xc).sum(axis=0) * -0.5 * inv_std**3
-    dxc = dx_hat * inv_std + (dvar * 2 * xc / (m - divisor) if var_path else 0)
-    return dxc - (dxc.mean(axis=0) if mean_path else 0)
+    dxc = dx_hat * inv_std + var_weight * dvar * 2 * xc / (m - divisor)
+    return dxc - mean_weight * dxc.mean(axis=0)
 
 
 def _compact_without_eps(case, dy):
@@ -81,8 +82,8 @@ def _dx_mistakes(case, dy):
 def _path_mistakes(case, dy):
     """A path through the statistics left out: the mean's, the variance's, or both;
     the message quotes the sum over the batch that tells (chapter 2)."""
-    no_mean = _dx(case, dy, mean_path=False)
-    no_var = _dx(case, dy, var_path=False)
+    no_mean = _dx(case, dy, mean_weight=0)
+    no_var = _dx(case, dy, var_weight=0)
     sums = np.abs(no_mean.sum(axis=0))
     j = int(np.argmax(sums))
     inner = (no_var * _normalized(case)).sum(axis=0)
@@ -93,7 +94,7 @@ def _path_mistakes(case, dy):
             "dx matches the gradient with mu and var treated as constants: "
             "dx = gamma * dy / sqrt(var + eps) leaves out both paths through the "
             "statistics (chapter 2).",
-            lambda c: _dx(c, dy, mean_path=False, var_path=False),
+            lambda c: _dx(c, dy, mean_weight=0, var_weight=0),
         ),
         (
             "the sum of dx over the batch should be 0 (adding a constant to a feature "

@@ -68,7 +68,7 @@ def _check_forward(forward, shapes, wrong_axes, what="forward"):
 
 def _forward_output(forward, case, what):
     """y (x's shape and dtype) and the cache of the reader's ``forward`` on ``case``."""
-    arguments = {"x": case.x, "gamma": case.gamma, "beta": case.beta, "eps": case.eps}
+    arguments = dict(x=case.x, gamma=case.gamma, beta=case.beta, eps=case.eps)
     result = _call(forward, what, case.name, **arguments)
     y, cache = _pair(result, what, ("y", "cache"))
     if not _is_array(y) and _is_array(cache) and cache.shape == case.x.shape:

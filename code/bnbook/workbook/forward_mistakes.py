@@ -52,7 +52,7 @@ def _forward_mistakes(case):
         (
             "your output multiplies by the standard deviation, sqrt(var + eps): "
             "divide by it.",
-            lambda c: gamma * _normalized(c, eps=c.eps) * (_var(c) + c.eps) + beta,
+            lambda c: gamma * _normalized(c) * (_var(c) + c.eps) + beta,
         ),
         (
             "your variance is a sum over the batch, not a mean: var = "
@@ -189,8 +189,8 @@ def _y_divided_by_n(case):
     """Per-channel statistics whose sums are divided by N, not N * H * W."""
     x, gamma, beta = _float64(case)
     n = len(x)
-    mu = x.sum(axis=case.axes, keepdims=True) / n
-    var = ((x - mu) ** 2).sum(axis=case.axes, keepdims=True) / n
+    mu = x.sum(axis=case.axes) / n
+    var = ((x - mu) ** 2).sum(axis=case.axes) / n
     return gamma * (x - mu) / _std(var, case.eps) + beta
 
 

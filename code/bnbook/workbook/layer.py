@@ -152,7 +152,7 @@ def _check_inference(built, case, when):
     eps = built.epsilon
     for training in ((False,), ()):
         y, what = _layer_call(built, case, *training)
-        _check_unchanged(built.layer, before, what)
+        _check_unchanged(built.layer, before, what, training)
         expected = _inference(case, mean, variance, eps)
         if not _close(y, expected, np.float64):
             raise _diagnose(

@@ -14,7 +14,7 @@ def _inference_mistakes(mean, variance, built):
         (
             "in inference it normalizes with the batch's own statistics; use "
             "moving_mean and moving_variance.",
-            lambda c: _y(c, eps=eps),
+            _y,  # the case carries the layer's epsilon
         ),
         *_ignored_epsilon(built, lambda c, e: _inference(c, mean, variance, e)),
         (
@@ -33,15 +33,13 @@ def _inference_mistakes(mean, variance, built):
             " / sqrt(moving_variance + epsilon) + beta.",
             lambda c: _inference(c, mean, variance, 0.0),
         ),
-        *[
-            (
-                "in inference it divides by sqrt(moving_variance) + epsilon or by "
-                "moving_variance + epsilon (the same while moving_variance is 1): divide "
-                "by sqrt(moving_variance + epsilon).",
-                lambda c, knob=knob: _inference(c, mean, variance, eps, **knob),
-            )
-            for knob in ({"outside": True}, {"root": False})
-        ],
+        (  # both mistakes: the first inference call, on a new layer, fails, and there
+            # sqrt(moving_variance) + epsilon = moving_variance + epsilon = 1 + epsilon
+            "in inference it divides by sqrt(moving_variance) + epsilon or by "
+            "moving_variance + epsilon (the same while moving_variance is 1): divide "
+            "by sqrt(moving_variance + epsilon).",
+            lambda c: _inference(c, mean, variance, eps, outside=True),
+        ),
         (
             "in inference β is not added: y = gamma * x_hat + beta.",
             lambda c: _inference(c, mean, variance, eps) - c.beta,

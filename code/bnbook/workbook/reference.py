@@ -32,22 +32,15 @@ def _normalized(
     var_axes = axes if var_axes is None else var_axes
     eps = case.eps if eps is None else eps
     mu = x.mean(axis=axes, keepdims=True)
-    var = ((x - x.mean(axis=var_axes, keepdims=True)) ** 2).mean(
-        axis=var_axes, keepdims=True
-    ) * (1 if ddof == 0 else _count(x, var_axes) / (_count(x, var_axes) - ddof))
+    var = x.var(axis=var_axes, ddof=ddof, keepdims=True)
     scale = _std(var, eps) if root else var + eps
     return ((x - mu) if center else x) / scale
 
 
 def _sum_of_squares(case):
-    """sum((x - mu)**2) over the batch axes, kept as size-1 axes: (1, ..., D)."""
-    x = np.asarray(case.x, dtype=np.float64)
-    return ((x - _mean(case)) ** 2).sum(axis=case.axes, keepdims=True)
-
-
-def _count(x, axes):
-    """How many values each statistic over ``axes`` averages."""
-    return x.size // np.mean(x, axis=axes).size
+    """sum((x - mu)**2) over the batch axes: (D,)."""
+    x, _, _ = _float64(case)
+    return ((x - _mean(case)) ** 2).sum(axis=case.axes)
 
 
 def _y(case, **knobs):
@@ -57,19 +50,22 @@ def _y(case, **knobs):
 
 
 def _mean(case, values=None):
-    """The mean of x (or of ``values``, x's shape) over the batch axes: (1, ..., D)."""
-    values = np.asarray(case.x if values is None else values, dtype=np.float64)
-    return values.mean(axis=case.axes, keepdims=True)
+    """The mean of x (or of ``values``, float64 of x's shape) over the batch axes:
+    (D,)."""
+    x, _, _ = _float64(case)
+    return (x if values is None else values).mean(axis=case.axes)
 
 
 def _x2(case):
     """x**2 in float64, x's shape."""
-    return np.asarray(case.x, dtype=np.float64) ** 2
+    x, _, _ = _float64(case)
+    return x**2
 
 
 def _var(case):
-    """The biased variance of x over the batch axes: (1, ..., D)."""
-    return np.asarray(case.x, dtype=np.float64).var(axis=case.axes, keepdims=True)
+    """The biased variance of x over the batch axes: (D,)."""
+    x, _, _ = _float64(case)
+    return x.var(axis=case.axes)
 
 
 def _centered(case):
@@ -78,16 +74,13 @@ def _centered(case):
     return x - x.mean(axis=0)
 
 
-def _inference(case, mean, variance, eps, outside=False, swap=False, root=True):
+def _inference(case, mean, variance, eps, outside=False, swap=False):
     """The inference-mode output, x's shape (``mean`` and ``variance`` of shape (D,)),
-    or with ε outside the root, γ and β swapped, or a division by the variance
-    itself."""
+    or with ε outside the root, or γ and β swapped."""
     _, gamma, beta = _float64(case)
     if swap:
         gamma, beta = beta, gamma
-    if not root:
-        scale = variance + eps
-    elif outside:
+    if outside:
         scale = np.sqrt(variance) + eps
     else:
         scale = _std(variance, eps)

@@ -37,7 +37,7 @@ PER_FEATURE = ("inv_std", "std", "var", "mu")  # nodes of shape (D,)
 def _node_gradients(case, dy):
     """The loss's gradient with respect to every node of the staged graph, float64."""
     x, gamma, beta = _float64(case)
-    _, cache = batch_norm_forward(x, gamma, beta, axis=-1, epsilon=case.eps)
+    _, cache = batch_norm_forward(x, gamma, beta, epsilon=case.eps)  # over axis 0
     *_, nodes = batch_norm_backward_staged(dy, cache, return_nodes=True)
     std = 1 / cache.inv_std
     nodes["std"] = -nodes["inv_std"] / std**2
