@@ -14,7 +14,9 @@ other seeds.
 
 After a notebook has run, the captions and alt texts of its figures that have
 templates (``bnbook.caption``, ``bnbook.alt`` in the cell's metadata) are written from
-its glued numbers (bnbook.figuretext), so that they quote what the outputs computed.
+its glued numbers (bnbook.figuretext), so that they quote what the outputs computed,
+and so are the results of the prose's inline expressions that JupyterLab shows
+(bnbook.inline: each Markdown cell's ``user_expressions``).
 
 Only an error (a failed assert, a cell that raised, a dead kernel) makes it exit with 1.
 A notebook over its time budget is a warning, repeated at the end of the output, and
@@ -35,6 +37,7 @@ import time
 import nbformat
 from nbclient import NotebookClient
 
+from bnbook import inline
 from bnbook.figuretext import render_figure_text
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -70,6 +73,10 @@ def execute(path, out=None):
     for cell in nb.cells:
         cell.metadata.pop("execution", None)  # timestamps left by older runs
     render_figure_text(nb, path.name)  # an unknown field fails, naming it
+    inline.store(
+        nb, where=path.name
+    )  # the prose's numbers and citations, for JupyterLab
+    inline.fold_solutions(nb)  # and its solutions folded there, as in the book
     nbformat.write(nb, path if out is None else out / path.name)
 
 

@@ -12,7 +12,9 @@ import textwrap
 
 __version__ = "0.1.0"
 
-__all__ = ["glue_number", "seeds", "show"]
+from bnbook.inline import cite, glued
+
+__all__ = ["cite", "glue_number", "glued", "seeds", "show"]
 
 # The variables that BLAS and OpenMP libraries read when they are loaded.
 _THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -104,9 +106,10 @@ def show(obj):
 def glue_number(name, value, digits):
     """Keep a measured number for the prose, rounded to ``digits`` decimals.
 
-    The number is glued with myst-nb (not displayed), and the Markdown quotes it as
-    ``{glue:text}`name``` (with a format spec if wanted, ``{glue:text}`name:.1%```), so
-    the text always says what the code above it computed. Rounding first keeps the
+    The number is glued with myst-nb (not displayed) and kept in ``bnbook.glued``, and
+    the Markdown quotes it as ``{eval}`glued["name"]``` (with a format spec if wanted,
+    ``{eval}`glued["name:.1%"]```; see :mod:`bnbook.inline`), so the text always says
+    what the code above it computed. Rounding first keeps the
     stored value to the digits the text shows, and a NumPy scalar becomes a plain
     ``float`` (whose text form myst-nb can read back). It returns nothing, so that a
     call at the end of a cell shows no number in the book.
@@ -120,4 +123,6 @@ def glue_number(name, value, digits):
     digits = check_int(digits, "digits")
     value = check_real(value, "value")
     rounded = round(value, digits)
-    glue(name, int(rounded) if digits <= 0 else rounded, display=False)
+    stored = int(rounded) if digits <= 0 else rounded
+    glue(name, stored, display=False)
+    glued.values[name] = stored

@@ -18,8 +18,6 @@ another Chromium and its driver named by the environment variables ``CHROMIUM`` 
 
 import functools
 import http.server
-import os
-import shutil
 import threading
 import time
 
@@ -28,21 +26,6 @@ import yaml
 from booktoc import HTML, ROOT, toc_files
 
 SHOTS = ROOT / "_build" / "screenshots"
-# Debian's packages by default; CHROMIUM and CHROMEDRIVER name others (e.g. on GitHub).
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
-# No network beyond localhost: the book must work offline (MathJax is served locally).
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-)
 PHONE_WIDTH = 390
 DESKTOP_WIDTH = 1400
 
@@ -68,25 +51,6 @@ def server():
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    for path in (CHROMIUM, CHROMEDRIVER):
-        if not shutil.which(path):
-            pytest.fail(f"{path} is missing: apt-get install chromium chromium-driver")
-    options = Options()
-    options.binary_location = CHROMIUM
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    yield driver
-    driver.quit()
 
 
 def settle(driver, timeout=20.0):
