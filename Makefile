@@ -216,11 +216,11 @@ execute: $(STAMP)
 workbook: $(STAMP)
 	$(BIN)/python tools/make_exercises.py
 
-# JupyterLab on the chapters, its kernels with the floating-point settings above.
-# Installed on first use: the tests do not need it.
+# JupyterLab on the chapters, its kernels with the floating-point settings above, and
+# jupyterlab-myst rendering the prose (both in requirements.txt). As root (a container)
+# JupyterLab refuses to start without --allow-root.
 lab: $(STAMP)
-	$(BIN)/python -c "import jupyterlab" 2>/dev/null || $(BIN)/pip install -q jupyterlab==4.6.6
-	$(BIN)/jupyter lab chapters/
+	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) chapters/
 
 # The book on seeds it was not written on, and without the floating-point settings above
 # (a reader on Binder or a laptop has none): OpenBLAS, NumPy, oneDNN and XLA pick their
