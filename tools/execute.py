@@ -76,7 +76,7 @@ def execute(path, out=None):
     inline.store(
         nb, where=path.name
     )  # the prose's numbers and citations, for JupyterLab
-    inline.fold_solutions(nb)  # and its solutions folded there, as in the book
+    inline.fold(nb)  # and what the book folds (solutions, checks) folded there too
     nbformat.write(nb, path if out is None else out / path.name)
 
 

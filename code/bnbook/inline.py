@@ -209,24 +209,41 @@ def _text(cell):
     return "".join(source) if isinstance(source, list) else source
 
 
-def fold_solutions(nb):
-    """Fold, for JupyterLab, every cell of ``nb`` (changed in place) between a
-    ``{solution-start}`` and its ``{solution-end}``: input and output hidden, a click
-    away (``metadata.jupyter``), as the HTML book folds them in a dropdown. JupyterLab
-    shows the start marker ("Start of Solution to Exercise 1") above the folded cells.
-    Returns how many cells are folded."""
+# The book's cell tags that fold a cell in the HTML, and what each hides in JupyterLab.
+FOLDING_TAGS = {
+    "hide-input": ("source_hidden",),
+    "hide-output": ("outputs_hidden",),
+    "hide-cell": ("source_hidden", "outputs_hidden"),
+}
+
+
+def _hide(cell, *parts):
+    jupyter = cell.setdefault("metadata", {}).setdefault("jupyter", {})
+    for part in parts:
+        if part == "source_hidden" or cell["cell_type"] == "code":
+            jupyter[part] = True
+
+
+def fold(nb):
+    """Fold in JupyterLab (``metadata.jupyter``) what the HTML book folds, in ``nb``
+    (changed in place): every cell between a ``{solution-start}`` and its
+    ``{solution-end}``, input and output (JupyterLab shows the start marker, "Start of
+    Solution to Exercise 1", above them), and every cell tagged ``hide-input``,
+    ``hide-output`` or ``hide-cell``, that part. Each opens with a click. Returns how
+    many cells are folded."""
     folded, inside = 0, False
     for cell in nb["cells"]:
         text = _text(cell).lstrip()
+        tags = cell.get("metadata", {}).get("tags", [])
         if cell["cell_type"] == "markdown" and text.startswith(":::{solution-start}"):
             inside = True
         elif cell["cell_type"] == "markdown" and text.startswith(":::{solution-end}"):
             inside = False
         elif inside:
-            jupyter = cell.setdefault("metadata", {}).setdefault("jupyter", {})
-            jupyter["source_hidden"] = True
-            if cell["cell_type"] == "code":
-                jupyter["outputs_hidden"] = True
+            _hide(cell, "source_hidden", "outputs_hidden")
+            folded += 1
+        elif hidden := [part for tag in tags for part in FOLDING_TAGS.get(tag, ())]:
+            _hide(cell, *hidden)
             folded += 1
     if inside:
         raise InlineError("a {solution-start} without its {solution-end}")
@@ -239,7 +256,7 @@ __all__ = [
     "InlineError",
     "Shown",
     "cite",
-    "fold_solutions",
+    "fold",
     "glued",
     "parse",
     "store",

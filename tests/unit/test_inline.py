@@ -12,7 +12,7 @@ from bnbook.inline import (
     Glued,
     InlineError,
     expressions,
-    fold_solutions,
+    fold,
     glued_texts,
     parse,
     render,
@@ -135,7 +135,7 @@ def test_a_number_the_notebook_does_not_glue_is_named():
     assert user_expressions("plain text", {}) == []
 
 
-def test_fold_solutions_hides_what_lies_between_the_markers():
+def test_fold_hides_solutions_and_what_the_book_folds():
     nb = notebook(
         markdown(":::{exercise}\n:label: ex\nDo it.\n:::"),
         markdown(":::{solution-start} ex\n:class: dropdown\n:::"),
@@ -143,16 +143,27 @@ def test_fold_solutions_hides_what_lies_between_the_markers():
         markdown("Because."),
         markdown(":::{solution-end}\n:::"),
         code(),
+        code(tags=["hide-input"]),
+        code(tags=["hide-output"]),
+        code(tags=["hide-cell", "other"]),
+        markdown("Folded prose.", tags=["hide-input"]),
+        code(tags=["nbval-ignore-output"]),
     )
-    assert fold_solutions(nb) == 2
+    assert fold(nb) == 6
     hidden = [c["metadata"].get("jupyter") for c in nb["cells"]]
+    both = {"source_hidden": True, "outputs_hidden": True}
     assert hidden == [
         None,
         None,
-        {"source_hidden": True, "outputs_hidden": True},
+        both,
         {"source_hidden": True},
         None,
         None,
+        {"source_hidden": True},
+        {"outputs_hidden": True},
+        both,
+        {"source_hidden": True},
+        None,
     ]
     with pytest.raises(InlineError, match="without its"):
-        fold_solutions(notebook(markdown(":::{solution-start} ex\n:::"), code()))
+        fold(notebook(markdown(":::{solution-start} ex\n:::"), code()))
