@@ -7,7 +7,7 @@ from typing import NamedTuple
 import matplotlib as mpl
 import numpy as np
 
-__all__ = ["COLORS", "VARIANTS", "Variant", "band", "use_book_style"]
+__all__ = ["COLORS", "LINESTYLES", "VARIANTS", "Variant", "band", "use_book_style"]
 
 
 class Variant(NamedTuple):
@@ -36,6 +36,12 @@ VARIANTS = {
 #: a third line that is not a kind of network (a setting, a fix).
 COLORS = {name: v.color for name, v in VARIANTS.items()}
 COLORS |= {"reference": "#555555", "other": "#009E73"}
+
+#: Line styles, in order, for the series of one figure that no marker tells apart
+#: (learning rates, optimizers, or one line per seed, where markers would crowd), so
+#: that no two series differ in colour alone. Dotted is left out: the book draws
+#: theory, paper values and targets dotted.
+LINESTYLES = ("-", "--", "-.")
 
 # A figure is at most 10 inches wide: 1000 px at 100 dpi, shown shrunk to the book's
 # column of about 720 px. A 12-point font (16.7 px) then shows 12 px tall, 9 points: the

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from naming import raises_naming
 
-from bnbook.style import COLORS, VARIANTS, band, use_book_style
+from bnbook.style import COLORS, LINESTYLES, VARIANTS, band, use_book_style
 
 
 def test_style_sets_the_book_parameters():
@@ -84,3 +84,12 @@ def test_band_refuses_bad_input(kwargs, error, name):
     with raises_naming(error, name):
         band(ax, **args)
     plt.close(fig)
+
+
+def test_line_styles_are_distinct_valid_and_never_dotted():
+    from matplotlib.lines import lineStyles
+
+    assert LINESTYLES[0] == "-"  # the first series drawn as lines usually are
+    assert len(set(LINESTYLES)) == len(LINESTYLES) >= 3
+    assert all(s in lineStyles and s not in ("", " ", "None") for s in LINESTYLES)
+    assert ":" not in LINESTYLES  # dotted: theory, paper values and targets
