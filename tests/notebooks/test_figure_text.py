@@ -45,7 +45,6 @@ ALLOWED = [
     ("fig-init-scale", "learning rate 0.1", "protocol: the rate trained at"),
     ("fig-init-scale", "from 0.1 to 10", "protocol: the range of scales tried"),
     ("fig-deep-training", "learning rate 0.01", "protocol: the rate trained at"),
-    ("fig-warmup-accuracy", "weight 0.99", "protocol: the momentum"),
     ("fig-conv-statistics", "0.99 to the power 300", "protocol: momentum and steps"),
     ("fig-effective-lr", "rates 0.1, 1 and 10", "protocol: the rates trained at"),
     ("fig-effective-lr", "for 0.1 and 1", "protocol: the rates trained at"),
