@@ -227,7 +227,7 @@ def test_page_holds_up(doc, server, browser):
             a.get_attribute("href")
             for a in browser.find_elements("css selector", "a[href*='mybinder.org']")
         ]
-        # a page of the workbook opens its exercise notebook (tools/exercisebinder.py)
+        # a page of the workbook opens its exercise notebook (tools/exercisenotebook.py)
         opens = f"{doc}_exercise" if doc.startswith("chapters/workbook_") else doc
         expected = f"/v2/gh/{repository_path()}/main?urlpath=lab/tree/{opens}.ipynb"
         if not any(expected in href for href in binder):
