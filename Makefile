@@ -100,8 +100,8 @@ book: $(BOOK_STAMP)
 # book` and `make links` (as `make test` runs them) it builds nothing again. The stamps
 # are touched only after a build that succeeded (with -W, a warning fails it).
 BOOK_SOURCES := _config.yml _toc.yml references.bib requirements-book.txt \
-  tools/authoryear.py tools/exercisebinder.py tools/inlineroles.py code/bnbook/inline.py \
-  $(wildcard chapters/* _static/*)
+  tools/authoryear.py tools/exercisenotebook.py tools/inlinescripts.py tools/inlineroles.py \
+  code/bnbook/inline.py $(wildcard chapters/* _static/*)
 HTML_BUILT := _build/.html-built
 LINKS_BUILT := _build/.links-built
 $(HTML_BUILT): $(BOOK_SOURCES) | $(BOOK_STAMP)

@@ -11,9 +11,10 @@ from pybtex.style.labels import BaseLabelStyle
 
 
 def author_year(entry):
-    """'Wu and He, 2018'; 'Santurkar et al., 2018' for three or more authors."""
+    """'Wu and He, 2018'; 'Santurkar et al., 2018' for three or more authors; a name's
+    particle kept, as the citations in the text keep it: 'van Laarhoven, 2017'."""
     people = entry.persons.get("author") or entry.persons.get("editor") or []
-    names = [" ".join(person.last_names) for person in people]
+    names = [" ".join(person.prelast_names + person.last_names) for person in people]
     if len(names) > 2:
         who = f"{names[0]} et al."
     else:

@@ -8,8 +8,11 @@ the code cell tagged ``blank`` before it shows what the reader starts from: the 
 signatures and docstrings, each body replaced by ``raise NotImplementedError``. This
 script writes every ``blank`` cell from its solution, and writes the exercise
 notebook (the solution's name with ``_exercise``): the solution notebook without its
-solution cells (and the ``solution-start``/``solution-end`` markers around them),
-unexecuted. With ``--check`` it writes nothing and fails if any file would change:
+cells tagged ``solution`` (the solution's code, and the sentence that introduces the
+check's output inside the solution's dropdown) and the ``solution-start`` and
+``solution-end`` markers, unexecuted. In the book the check cell sits inside the
+solution's dropdown, with its output on the solution; in the exercise notebook it
+follows the hints, for the reader's own function. With ``--check`` it writes nothing and fails if any file would change:
 tests/notebooks/test_workbook.py runs it so, and the two cannot drift apart.
 """
 
@@ -61,7 +64,11 @@ def with_blanks(nb):
     nb = nbformat.from_dict(nb)
     for i, cell in enumerate(nb.cells):
         if "blank" in tags(cell):
-            solution = next(c for c in nb.cells[i:] if "solution" in tags(c))
+            solution = next(
+                c
+                for c in nb.cells[i:]
+                if c.cell_type == "code" and "solution" in tags(c)
+            )
             cell.source = blank_of(solution.source)
     return nb
 

@@ -37,6 +37,7 @@ def browser():
     options.binary_location = CHROMIUM
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "SEVERE"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     SHOTS.mkdir(parents=True, exist_ok=True)
     yield driver

@@ -3,13 +3,14 @@
 Serves ``_build/html`` on localhost (run ``make book`` first) and checks, per page:
 math typeset by MathJax with no error and no raw delimiters left; every image loaded,
 described by alt text and drawn at 1.5 times the width it is shown at or more; no
-Python traceback or stderr output shown; the Binder button of a notebook pointing at
-that notebook in this repository (on a workbook page, at its exercise notebook); at
-desktop width (1400 px), no display equation or printed output wider than its column
-and no second header bar; at a phone's width of 390 px, no horizontal scrolling of the
-page, every figure within its column and a link to open it full size, and printed
-sentences wrapped (tables and code listings scroll in their own box). A screenshot of each page, at desktop and at
-phone width, is saved under ``_build/screenshots`` for a person to look at.
+Python traceback or stderr output shown; no error in the JavaScript console; the
+Binder button of a notebook pointing at that notebook in this repository (on a
+workbook page, at its exercise notebook); at desktop width (1400 px), no display
+equation or printed output wider than its column and no second header bar; at a
+phone's width of 390 px, no horizontal scrolling of the page, every figure within its
+column and a link to open it full size, and printed sentences wrapped (tables and code
+listings scroll in their own box). A screenshot of each page, at desktop and at phone
+width, is saved under ``_build/screenshots`` for a person to look at.
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them), or
 another Chromium and its driver named by the environment variables ``CHROMIUM`` and
@@ -137,11 +138,22 @@ HEADER_SHOWN = """
 @pytest.mark.parametrize("doc", toc_files())
 def test_page_holds_up(doc, server, browser):
     browser.set_window_size(DESKTOP_WIDTH, 1000)
+    browser.get_log("browser")  # drop what earlier pages logged
     browser.get(f"{server}/{doc}.html")
     state = settle(browser)
     name = doc.replace("/", "_")
     browser.save_screenshot(str(SHOTS / f"{name}.png"))
     problems = []
+
+    # No JavaScript error (a script declared twice, a theme complaint); the book has no
+    # favicon, which the test server answers with a 404.
+    errors = [
+        entry["message"][:160]
+        for entry in browser.get_log("browser")
+        if entry["level"] == "SEVERE" and "/favicon.ico" not in entry["message"]
+    ]
+    if errors:
+        problems.append(f"errors in the JavaScript console: {errors}")
 
     source = (HTML / f"{doc}.html").read_text(encoding="utf-8")
     has_math = 'class="math' in source
@@ -191,7 +203,7 @@ def test_page_holds_up(doc, server, browser):
             a.get_attribute("href")
             for a in browser.find_elements("css selector", "a[href*='mybinder.org']")
         ]
-        # a page of the workbook opens its exercise notebook (tools/exercisebinder.py)
+        # a page of the workbook opens its exercise notebook (tools/exercisenotebook.py)
         opens = f"{doc}_exercise" if doc.startswith("chapters/workbook_") else doc
         expected = f"/v2/gh/{repository_path()}/main?urlpath=lab/tree/{opens}.ipynb"
         if not any(expected in href for href in binder):
