@@ -131,10 +131,7 @@ def test_bibliography_labels_keep_the_name_particle():
 # Headings whose math is still TeX, in chapters other work was editing when the search
 # titles were checked (issue 29): write their symbols in Unicode, then delete them here.
 TEX_TITLES_TO_FIX = {
-    "Numerical stability: two passes, not \\mathrm{E}[x^2] - \\mathrm{E}[x]^2",
     "5. Normalizing without fixing the variance: \\ell_p batch norm",
-    "Decay on \\gamma and \\beta",
-    "Only \\gamma and \\beta",
 }
 
 
