@@ -128,17 +128,10 @@ def test_bibliography_labels_keep_the_name_particle():
     assert "[</span>Laarhoven, 2017" not in page
 
 
-# Headings whose math is still TeX, in chapters other work was editing when the search
-# titles were checked (issue 29): write their symbols in Unicode, then delete them here.
-TEX_TITLES_TO_FIX = {
-    "5. Normalizing without fixing the variance: \\ell_p batch norm",
-}
-
-
 def test_search_titles_are_plain_text():
     # the search shows a heading's text as is: math in a heading comes out as raw TeX
     # ("Why \\epsilon"), so a heading writes its symbols in Unicode ("Why ε")
     text = (HTML / "searchindex.js").read_text(encoding="utf-8")
     index = json.loads(text.removeprefix("Search.setIndex(").removesuffix(")"))
     tex = {title for title in index["alltitles"] if "\\" in title or "$" in title}
-    assert not tex - TEX_TITLES_TO_FIX, sorted(tex - TEX_TITLES_TO_FIX)
+    assert not tex, sorted(tex)
