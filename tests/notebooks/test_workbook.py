@@ -115,7 +115,7 @@ def test_a_page_has_the_workbooks_shape(path):
     assert first.startswith("# Workbook: ")
     assert ":::{admonition} What you will write" in first
     prose = "\n".join(text(c) for c in nb if c["cell_type"] == "markdown")
-    assert re.search(r"\{ref\}`derivation-", prose), "no link to chapter 2's math"
+    assert re.search(r"\]\(#derivation-", prose), "no link to chapter 2's math"
     assert f"{path.stem}_exercise.ipynb" in prose, "the exercise notebook is not named"
     assert ":::{dropdown} Hint" in prose, "no hints"
     labels = re.findall(r":::\{exercise\}.*\n:label: (\S+)", prose)
