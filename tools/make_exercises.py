@@ -22,6 +22,8 @@ import sys
 
 import nbformat
 
+from bnbook import inline
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CHAPTERS = ROOT / "chapters"
 BODY = "raise NotImplementedError  # your code here"
@@ -89,6 +91,8 @@ def exercise_of(nb, name):
     for cell in exercise.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
+        cell.metadata.pop("jupyter", None)  # folded as the solution page: fold again
+    inline.fold(exercise)  # the check cells, in a solution there, are the reader's here
     note = nbformat.v4.new_markdown_cell(
         f"*The exercise notebook of `{name}`, generated from it by `make workbook`: "
         "write each function that raises `NotImplementedError`, then run the check "

@@ -90,11 +90,24 @@ def lab(tmp_path_factory):
     server.wait(timeout=20)
 
 
+PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
+
+
+def scroll_to(browser, index, pause=1.0):
+    """Bring cell ``index`` of the open notebook to the top of the window."""
+    browser.execute_script(
+        f"document.querySelectorAll('{PANEL} .jp-Cell')[arguments[0]]"
+        ".scrollIntoView({block: 'start'})",
+        index,
+    )
+    time.sleep(pause)
+
+
 def rendered_cells(browser, expected, timeout=60.0):
     """The cells of the open notebook once all ``expected`` are there, each scrolled
     into view (JupyterLab renders a Markdown cell when it is first seen):
     [{markdown, text, input_folded, output_folded, open_details, details, unresolved}]."""
-    panel = ".jp-NotebookPanel:not(.lm-mod-hidden)"
+    panel = PANEL
     deadline = time.monotonic() + timeout
     while (
         browser.execute_script(
@@ -106,11 +119,7 @@ def rendered_cells(browser, expected, timeout=60.0):
             pytest.fail(f"JupyterLab showed fewer than {expected} cells")
         time.sleep(0.5)
     for index in range(expected):
-        browser.execute_script(
-            f"document.querySelectorAll('{panel} .jp-Cell')[arguments[0]]"
-            ".scrollIntoView()",
-            index,
-        )
+        scroll_to(browser, index, pause=0)
     time.sleep(2)
     return browser.execute_script(f"""
         return [...document.querySelectorAll('{panel} .jp-Cell')].map(c => ({{
@@ -135,9 +144,13 @@ def test_notebook_reads_in_jupyterlab(lab, browser, name):
     browser.set_window_size(1400, 1000)
     browser.get(f"{base}/lab/tree/{name}?reset&token={token}")
     cells = rendered_cells(browser, len(nb["cells"]))
-    browser.save_screenshot(
-        str(SHOTS / f"jupyterlab-{name.removesuffix('.ipynb')}.png")
+    exercise = next(
+        i for i, c in enumerate(nb["cells"]) if ":::{exercise}" in "".join(c["source"])
     )
+    for label, index in (("top", 0), ("exercise", exercise)):
+        scroll_to(browser, index)
+        shot = SHOTS / f"jupyterlab-{name.removesuffix('.ipynb')}-{label}.png"
+        browser.save_screenshot(str(shot))
     problems = []
     dropdowns = 0
     for index, (cell, shown) in enumerate(zip(nb["cells"], cells, strict=True)):
