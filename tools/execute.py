@@ -1,6 +1,7 @@
 """Re-execute notebooks in place, each in a fresh kernel, and report how long each took.
 
 Usage: python tools/execute.py [--out DIR] [--jobs J] [NOTEBOOK ...]
+       python tools/execute.py --prose NOTEBOOK ...
 (default: every chapters/*.ipynb but the workbook's exercise notebooks, which are
 generated unexecuted: `make workbook`)
 
@@ -16,7 +17,9 @@ After a notebook has run, the captions and alt texts of its figures that have
 templates (``bnbook.caption``, ``bnbook.alt`` in the cell's metadata) are written from
 its glued numbers (bnbook.figuretext), so that they quote what the outputs computed,
 and so are the results of the prose's inline expressions that JupyterLab shows
-(bnbook.inline: each Markdown cell's ``user_expressions``).
+(bnbook.inline: each Markdown cell's ``user_expressions``). ``--prose`` writes only
+these, from the stored outputs, without running anything: after an edit of the prose
+or of a caption template.
 
 Only an error (a failed assert, a cell that raised, a dead kernel) makes it exit with 1.
 A notebook over its time budget is a warning, repeated at the end of the output, and
@@ -72,12 +75,26 @@ def execute(path, out=None):
             nbformat.write(nb, out / path.name)
     for cell in nb.cells:
         cell.metadata.pop("execution", None)  # timestamps left by older runs
-    render_figure_text(nb, path.name)  # an unknown field fails, naming it
-    inline.store(
-        nb, where=path.name
-    )  # the prose's numbers and citations, for JupyterLab
-    inline.fold(nb)  # and what the book folds (solutions, checks) folded there too
+    write_derived(nb, path.name)
     nbformat.write(nb, path if out is None else out / path.name)
+
+
+def write_derived(nb, name):
+    """What a notebook's metadata takes from its outputs and its Markdown: the captions
+    and alt texts of its figures (an unknown field fails, naming it), the stored
+    results of its prose's numbers and citations for JupyterLab, and JupyterLab's
+    folding of what the book folds (solutions, checks)."""
+    render_figure_text(nb, name)
+    inline.store(nb, where=name)
+    inline.fold(nb)
+
+
+def refresh(path):
+    """``write_derived`` on the stored notebook at ``path``, without running it: after an
+    edit of its prose or of a caption template (``--prose``)."""
+    nb = nbformat.read(path, as_version=4)
+    write_derived(nb, path.name)
+    nbformat.write(nb, path)
 
 
 def run(path, out):
@@ -140,6 +157,11 @@ def report(results, jobs, table):
 
 
 def main(argv):
+    if argv[:1] == ["--prose"]:
+        for path in [pathlib.Path(a).resolve() for a in argv[1:]]:
+            refresh(path)
+            print(f"refreshed {path.name}")
+        return 0
     out, jobs = None, 2
     while argv[:1] in (["--out"], ["--jobs"]):
         if argv[0] == "--out":

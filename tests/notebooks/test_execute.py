@@ -99,3 +99,27 @@ def test_figure_templates_are_rendered_after_the_run(tmp_path):
     assert "FAILED: bad.ipynb" in done.stdout and "'accuracy'" in done.stdout
     executed = nbformat.read(out / "good.ipynb", as_version=4)
     assert executed.cells[0].metadata.mystnb.image.alt == "near 0.51"
+
+
+def test_prose_refreshes_what_the_metadata_takes_without_running(tmp_path, execute):
+    nb = nbformat.v4.new_notebook()
+    code = nbformat.v4.new_code_cell("glue_number('acc', 0.5123, 2)", execution_count=1)
+    code.outputs = [
+        nbformat.v4.new_output(
+            "display_data",
+            data={"application/papermill.record/text/plain": "0.51"},
+            metadata={"scrapbook": {"name": "acc"}},
+        )
+    ]
+    code.metadata.update(bnbook={"alt": "accuracy {acc:.2f}"}, tags=["hide-input"])
+    prose = nbformat.v4.new_markdown_cell('Accuracy {eval}`glued["acc"]`.')
+    nb.cells = [code, prose]
+    path = tmp_path / "p.ipynb"
+    nbformat.write(nb, path)
+    assert execute.main(["--prose", str(path)]) == 0
+    done = nbformat.read(path, as_version=4)
+    assert done.cells[0].metadata.mystnb.image.alt == "accuracy 0.51"
+    assert done.cells[0].metadata.jupyter == {"source_hidden": True}
+    (stored,) = done.cells[1].metadata.user_expressions
+    assert stored["result"]["data"]["text/plain"] == "0.51"
+    assert done.cells[0].outputs == code.outputs  # nothing ran
