@@ -10,6 +10,7 @@ from bnbook.batchnorm import BatchNorm
 from bnbook.experiments.meanfield import (
     gradient_growth_rate,
     predicted_growth_rate,
+    squared_gradient_norms,
     weight_gradient_norms,
 )
 from bnbook.mlp import build_mlp
@@ -139,3 +140,44 @@ def test_with_batch_norm_a_linear_network_explodes_as_predicted(batch_size, tole
 def test_bad_input_is_a_clear_error(call, error, name):
     with raises_naming(error, name):
         call()
+
+
+def test_squared_gradient_norms_shape_and_values():
+    out = squared_gradient_norms("relu", 8, [0, 1], depth=3, width=5, norm=BatchNorm)
+    assert out.shape == (2, 3) and np.all(out > 0)
+    # what it computes: the norms of the network it describes, on its batch
+    rng = np.random.default_rng([1, 8])
+    net = build_mlp((5,) * 4, seed=1, norm=BatchNorm)
+    x = rng.normal(size=(8, 5))
+    expected = weight_gradient_norms(net, x, rng.normal(size=(8, 5)))
+    np.testing.assert_array_equal(out[1], expected)
+
+
+def test_squared_gradient_norms_shift_sets_beta():
+    base = squared_gradient_norms("relu", 8, [0], depth=3, width=5, norm=BatchNorm)
+    shifted = squared_gradient_norms(
+        "relu", 8, [0], depth=3, width=5, shift=1.0, norm=BatchNorm
+    )
+    assert not np.allclose(base, shifted)
+    # without batch norm there is no beta to shift
+    plain = squared_gradient_norms("linear", 8, [0], depth=3, width=5)
+    same = squared_gradient_norms("linear", 8, [0], depth=3, width=5, shift=1.0)
+    np.testing.assert_array_equal(plain, same)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "name"),
+    [
+        ({"activation": "tanh"}, ValueError, "activation"),
+        ({"batch_size": 1}, ValueError, "batch_size"),
+        ({"batch_size": 2.0}, TypeError, "batch_size"),
+        ({"depth": 0}, ValueError, "depth"),
+        ({"width": 0}, ValueError, "width"),
+        ({"shift": "1"}, TypeError, "shift"),
+        ({"seeds": []}, ValueError, "seeds"),
+    ],
+)
+def test_squared_gradient_norms_bad_arguments(kwargs, error, name):
+    args = {"activation": "relu", "batch_size": 8, "seeds": [0], "depth": 2, "width": 3}
+    with raises_naming(error, name):
+        squared_gradient_norms(**{**args, **kwargs})

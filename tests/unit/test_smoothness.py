@@ -6,12 +6,18 @@ from naming import raises_naming
 
 from bnbook.batchnorm import BatchNorm, batch_norm_forward
 from bnbook.experiments.smoothness import (
+    deep_linear_regression,
+    drift,
     flatten,
     gradient_norm_bound,
     ics,
     landscape_along_gradient,
     on_flat_vector,
+    parameters,
     relative_landscape,
+    relative_step,
+    spread_drift,
+    weight_entries,
 )
 from bnbook.mlp import build_mlp, loss_and_grads
 
@@ -346,3 +352,61 @@ def test_gradient_norm_bound_checks_its_arguments():
         gradient_norm_bound(g, {"x_hat": g})
     with pytest.raises(ValueError, match="dy"):
         gradient_norm_bound(g[:, :2], cache)
+
+
+def test_parameters_and_weight_entries():
+    net = build_mlp((4, 3, 2), norm=BatchNorm, seed=0)
+    params = parameters(net)
+    assert all(p is q for p, (q, _) in zip(params, net.params(), strict=True))
+    entries = weight_entries(net)
+    assert [params[k].shape for k in entries] == [(4, 3), (3, 2)]
+    with raises_naming(TypeError, "model"):
+        parameters([np.ones(3)])
+
+
+def test_relative_step_moves_each_matrix_by_eta_of_its_norm():
+    W, b = np.array([[3.0, 0.0], [0.0, 4.0]]), np.array([1.0, 2.0])
+    gW, gb = np.array([[0.0, 2.0], [0.0, 0.0]]), np.array([5.0, 5.0])
+    moved = relative_step([W, b], [gW, gb], 0.1)
+    assert [m.shape for m in moved] == [(2, 2), (2,)]
+    # ||W|| = 5, the unit gradient is e_01: W_01 moves by 0.1 * 5 = 0.5 against it
+    np.testing.assert_allclose(moved[0], [[3.0, -0.5], [0.0, 4.0]])
+    assert moved[1] is b  # biases stay
+    np.testing.assert_allclose(np.linalg.norm(moved[0] - W) / np.linalg.norm(W), 0.1)
+    with raises_naming(ValueError, "eta"):
+        relative_step([W], [gW], 0.0)
+    with raises_naming(ValueError, "grads"):
+        relative_step([W, b], [gW], 0.1)
+
+
+def test_drift_and_spread_drift():
+    # 3 checkpoints, 2 layers, 2 units; the checkpoint at step 0 is left out
+    values = np.zeros((3, 2, 2))
+    values[0] = 100.0
+    values[1:, 0, 0] = [1.0, 3.0]  # std 1
+    values[1:, 1, :] = [[2.0, 4.0], [2.0, 4.0]]  # std 0
+    np.testing.assert_allclose(drift(values), [0.5, 0.0])
+    stds = np.ones((3, 1, 2))
+    stds[1:, 0, 0] = [1.0, 3.0]  # std 1, mean 2: relative drift 0.5
+    np.testing.assert_allclose(spread_drift(stds), [0.25])
+    np.testing.assert_allclose(spread_drift(10 * stds), spread_drift(stds))
+    with raises_naming(ValueError, "values"):
+        drift(np.zeros((1, 2, 2)))
+    with raises_naming(ValueError, "stds"):
+        spread_drift(np.zeros((3, 2)))
+    with raises_naming(TypeError, "values"):
+        drift(np.array([[["a"]]]))
+
+
+def test_deep_linear_regression():
+    x, y = deep_linear_regression(3, d=4, n=50)
+    assert x.shape == (50, 4) and y.shape == (50, 4)
+    A = np.linalg.lstsq(x, y, rcond=None)[0].T  # targets are exactly linear in x
+    np.testing.assert_allclose(x @ A.T, y, atol=1e-10)
+    x2, y2 = deep_linear_regression(3, d=4, n=50)
+    np.testing.assert_array_equal(x, x2)
+    assert not np.allclose(deep_linear_regression(4, d=4, n=50)[0], x)
+    with raises_naming(ValueError, "n"):
+        deep_linear_regression(0, n=0)
+    with raises_naming(TypeError, "seed"):
+        deep_linear_regression(0.5)

@@ -11,10 +11,16 @@ measurement; :func:`bnbook.mlp.build_mlp` provides the networks.
 
 import numpy as np
 
-from bnbook.checks import check_int
-from bnbook.mlp import state_kept
+from bnbook.batchnorm import BatchNorm
+from bnbook.checks import check_int, check_real
+from bnbook.mlp import build_mlp, state_kept
 
-__all__ = ["gradient_growth_rate", "predicted_growth_rate", "weight_gradient_norms"]
+__all__ = [
+    "gradient_growth_rate",
+    "predicted_growth_rate",
+    "squared_gradient_norms",
+    "weight_gradient_norms",
+]
 
 
 def _arccos_kernel(c):
@@ -90,3 +96,53 @@ def gradient_growth_rate(squared_norms, skip=5):
         )
     slope = np.polyfit(layers, log[layers], 1)[0]
     return float(np.exp(-slope))
+
+
+def squared_gradient_norms(
+    activation,
+    batch_size,
+    seeds,
+    *,
+    depth=50,
+    width=256,
+    shift=0.0,
+    init_scale=None,
+    **model_args,
+):
+    """Squared weight-gradient norms of fresh networks, shape (len(seeds), depth).
+
+    For each seed ``s``: a network of ``depth`` dense layers of ``width`` units
+    (:func:`bnbook.mlp.build_mlp` with ``activation`` and ``model_args``, e.g.
+    ``norm=BatchNorm``), every batch norm's beta set to ``shift``, measured by
+    :func:`weight_gradient_norms` on a batch of ``batch_size`` Gaussian inputs with a
+    Gaussian output gradient, both drawn from ``[s, batch_size]``. ``init_scale`` is by
+    default the variance-preserving one of the activation (1 for ReLU, sqrt(1/2) for
+    linear layers, as He's standard deviation is sqrt(2 / n_in)). Input side first.
+    """
+    if activation not in ("linear", "relu"):
+        raise ValueError(f'activation must be "linear" or "relu", got {activation!r}')
+    batch_size = check_int(batch_size, "batch_size", minimum=2)
+    depth = check_int(depth, "depth", minimum=1)
+    width = check_int(width, "width", minimum=1)
+    shift = check_real(shift, "shift")
+    seeds = list(seeds)
+    if not seeds:
+        raise ValueError("seeds must hold at least one seed")
+    if init_scale is None:
+        init_scale = 1.0 if activation == "relu" else np.sqrt(0.5)
+    runs = []
+    for s in seeds:
+        rng = np.random.default_rng([s, batch_size])
+        net = build_mlp(
+            (width,) * (depth + 1),
+            seed=s,
+            activation=activation,
+            init_scale=init_scale,
+            **model_args,
+        )
+        for layer in net.layers:
+            if isinstance(layer, BatchNorm):
+                layer.beta[:] = shift
+        x = rng.normal(size=(batch_size, width))
+        runs.append(weight_gradient_norms(net, x, rng.normal(size=(batch_size, width))))
+    return np.array(runs)

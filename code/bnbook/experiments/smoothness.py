@@ -16,7 +16,12 @@ a NumPy network, a Keras one, or a quadratic with a known answer (the unit tests
 - :func:`gradient_norm_bound`: both sides of their Theorem 4.1 for one batch-norm
   layer, from the gradient arriving at its output.
 - :func:`flatten` and :func:`on_flat_vector`: a model's list of parameter arrays as
-  one vector, which is what "the direction of the gradient" is taken in.
+  one vector, which is what "the direction of the gradient" is taken in;
+  :func:`parameters` and :func:`weight_entries`: that list, and where its weight
+  matrices are.
+- :func:`drift` and :func:`spread_drift`: how far each unit's batch statistics move
+  over training (chapter 5's measure of a moving distribution).
+- :func:`deep_linear_regression`: their deep linear network's task.
 """
 
 import numpy as np
@@ -30,18 +35,39 @@ from bnbook.checks import (
 )
 
 __all__ = [
+    "deep_linear_regression",
+    "drift",
     "flatten",
     "gradient_norm_bound",
     "ics",
     "landscape_along_gradient",
     "on_flat_vector",
+    "parameters",
     "relative_landscape",
+    "relative_step",
+    "spread_drift",
+    "weight_entries",
 ]
 
 
 def flatten(arrays):
     """Concatenate arrays, raveled in order, into one float64 vector."""
     return np.concatenate([np.ravel(a) for a in arrays]).astype(np.float64)
+
+
+def parameters(model):
+    """The parameter arrays of ``model`` (anything with ``params()``, as the networks
+    of :func:`bnbook.mlp.build_mlp`), in order: the arrays themselves, not copies."""
+    if not callable(getattr(model, "params", None)):
+        raise TypeError(
+            f"model must have a params() method, got {type(model).__name__}"
+        )
+    return [p for p, _ in model.params()]
+
+
+def weight_entries(model):
+    """Where each dense layer's W sits in ``parameters(model)``: the 2-D arrays."""
+    return [k for k, p in enumerate(parameters(model)) if p.ndim == 2]
 
 
 def on_flat_vector(loss_and_grads, shapes):
@@ -215,10 +241,9 @@ def relative_landscape(loss_and_grads, params, steps=(0.0025, 0.005, 0.01, 0.02)
         return flatten([n * grads[k] for k, n in zip(weights, norms, strict=True)])
 
     def at(eta):
-        moved = list(params)
-        for k, n in zip(weights, norms, strict=True):
-            moved[k] = params[k] - eta * n * g[k] / np.linalg.norm(g[k])
-        loss, g_moved = _checked_gradients(loss_and_grads, moved)
+        loss, g_moved = _checked_gradients(
+            loss_and_grads, relative_step(params, g, eta)
+        )
         return loss, np.linalg.norm(G(g_moved) - G(g))
 
     landscape = _along(at, steps, loss_at_w)
@@ -229,6 +254,24 @@ def relative_landscape(loss_and_grads, params, steps=(0.0025, 0.005, 0.01, 0.02)
         "grad_norm": float(np.linalg.norm(G(g))),
         "beta_smoothness": _smoothness(landscape, distance),
     }
+
+
+def relative_step(params, grads, eta):
+    """Each weight matrix moved by the fraction ``eta`` of its norm along its gradient.
+
+    ``W_l - eta ||W_l|| g_l / ||g_l||`` for every entry of ``params`` with ``ndim >= 2``
+    (``grads`` in the same order and shapes); the others (biases, gamma, beta) stay.
+    Returns a new list; ``params`` is not changed.
+    """
+    eta = check_positive(eta, "eta")
+    if len(grads) != len(params):
+        raise ValueError(
+            f"grads must have one array per entry of params, got {len(grads)}"
+        )
+    return [
+        p - eta * np.linalg.norm(p) * g / np.linalg.norm(g) if p.ndim >= 2 else p
+        for p, g in zip(params, grads, strict=True)
+    ]
 
 
 def _along(at, steps, loss_at_w):
@@ -323,3 +366,49 @@ def gradient_norm_bound(dy, cache):
         "rhs": scale * (g_sq - along_one - along_x_hat / m),
         "rhs_printed": scale * (g_sq - along_one - along_x_hat / np.sqrt(m)),
     }
+
+
+def drift(values):
+    """How far each unit's batch statistic moves over training, per layer.
+
+    ``values`` (checkpoints, layers, units): a batch statistic of each unit (its mean,
+    or its standard deviation) at each checkpoint, the first at step 0. Returns
+    (layers,): the standard deviation over the checkpoints after the first, averaged
+    over the units.
+    """
+    values = _checkpoints(values, "values")
+    return values[1:].std(axis=0).mean(axis=-1)
+
+
+def spread_drift(stds):
+    """:func:`drift` of each unit's batch standard deviation, relative to its size.
+
+    ``stds`` (checkpoints, layers, units), the first at step 0. Returns (layers,): the
+    standard deviation over the checkpoints after the first of each unit's standard
+    deviation, divided by its mean over them, averaged over the units.
+    """
+    s = _checkpoints(stds, "stds")[1:]
+    return (s.std(axis=0) / s.mean(axis=0)).mean(axis=-1)
+
+
+def _checkpoints(values, name):
+    """``values`` as a float array (checkpoints >= 2, layers, units)."""
+    values = as_float_array(values, name)
+    if values.ndim != 3 or values.shape[0] < 2:
+        raise ValueError(
+            f"{name} must have shape (checkpoints >= 2, layers, units), got {values.shape}"
+        )
+    return values
+
+
+def deep_linear_regression(seed, d=10, n=1000):
+    """Santurkar et al.'s task for the deep linear network: inputs ``x`` ~ N(0, I) of
+    shape (n, d), and targets ``A x`` (n, d) for a random ``A`` (d, d) drawn from
+    ``seed`` (with a stream of its own, not the initialization's)."""
+    seed = check_int(seed, "seed", minimum=0)
+    d = check_int(d, "d", minimum=1)
+    n = check_int(n, "n", minimum=1)
+    rng = np.random.default_rng([seed, 1])  # not the initialization's generator
+    A = rng.normal(size=(d, d))
+    x = rng.normal(size=(n, d))
+    return x, x @ A.T
