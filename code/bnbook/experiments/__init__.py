@@ -4,6 +4,10 @@
   loss landscape and gradient predictiveness, and Theorem 4.1 (chapter 5);
 - :mod:`~bnbook.experiments.meanfield`: Yang et al.'s gradient explosion at
   initialization, predicted and measured (chapter 7);
+- :mod:`~bnbook.experiments.small_batches`: the small-batch grid's training, how far
+  each layer moved, and the gradient share of the low-variance units (chapter 7b);
 - :mod:`~bnbook.experiments.dynamics`: the angular update of scale-invariant weights
-  (chapter 9).
+  (chapter 9);
+- :mod:`~bnbook.experiments.noise_and_scale`: ghost batches, γ and β scaled, the
+  variance shift of dropout before batch norm, and training only γ and β (chapter 9).
 """
