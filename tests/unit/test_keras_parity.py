@@ -178,7 +178,10 @@ def test_frozen_batch_norm_runs_in_inference_mode_inside_fit(keras):
     x = np.random.default_rng(4).normal(5.0, 2.0, size=(40, 3)).astype("float32")
     y = np.arange(40) % 2
     dense = inner.layers[0].kernel.numpy()
-    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    # from logits: the outputs are not probabilities, and a loss that clips them to
+    # [0, 1] has a zero gradient for some initial weights (the global seed's state)
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile(optimizer="sgd", loss=loss)
     model.fit(x, y, epochs=1, batch_size=8, verbose=0)
     np.testing.assert_array_equal(bn.moving_mean.numpy(), 0.0)
     np.testing.assert_array_equal(bn.gamma.numpy(), 1.0)

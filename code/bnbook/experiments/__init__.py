@@ -1,5 +1,11 @@
 """Measurements that each serve one chapter's experiments, apart from the library.
 
+- :mod:`~bnbook.experiments.ioffe_figure1`: Ioffe and Szegedy's Figure 1 at small
+  scale, the drift of sigmoid inputs with and without batch norm (chapter 1);
+- :mod:`~bnbook.experiments.stepbystep`: gradients checked four ways, and the float32
+  error of the one-pass and two-pass variance (chapter 3);
+- :mod:`~bnbook.experiments.keras_warmup`: the moving-average warm-up of a Keras
+  network, and calibration (chapter 4);
 - :mod:`~bnbook.experiments.smoothness`: Santurkar et al.'s internal covariate shift,
   loss landscape and gradient predictiveness, and Theorem 4.1 (chapter 5);
 - :mod:`~bnbook.experiments.meanfield`: Yang et al.'s gradient explosion at
