@@ -217,6 +217,14 @@ FOLDING_TAGS = {
 }
 
 
+# A folded cell of a chapter's asserts starts with this comment; the book's toggle says so.
+CHECKS = "# The checks behind this section"
+CHECKS_PROMPTS = {
+    "code_prompt_show": "Show the checks behind this section",
+    "code_prompt_hide": "Hide the checks",
+}
+
+
 def _hide(cell, *parts):
     jupyter = cell.setdefault("metadata", {}).setdefault("jupyter", {})
     for part in parts:
@@ -229,8 +237,9 @@ def fold(nb):
     (changed in place): every cell between a ``{solution-start}`` and its
     ``{solution-end}``, input and output (JupyterLab shows the start marker, "Start of
     Solution to Exercise 1", above them), and every cell tagged ``hide-input``,
-    ``hide-output`` or ``hide-cell``, that part. Each opens with a click. Returns how
-    many cells are folded."""
+    ``hide-output`` or ``hide-cell``, that part. Each opens with a click. A folded cell
+    of checks (its first line :data:`CHECKS`) gets its own toggle text in the HTML
+    book. Returns how many cells are folded."""
     folded, inside = 0, False
     for cell in nb["cells"]:
         text = _text(cell).lstrip()
@@ -245,6 +254,8 @@ def fold(nb):
         elif hidden := [part for tag in tags for part in FOLDING_TAGS.get(tag, ())]:
             _hide(cell, *hidden)
             folded += 1
+            if cell["cell_type"] == "code" and text.startswith(CHECKS):
+                cell["metadata"].setdefault("mystnb", {}).update(CHECKS_PROMPTS)
     if inside:
         raise InlineError("a {solution-start} without its {solution-end}")
     return folded

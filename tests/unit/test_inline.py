@@ -149,7 +149,16 @@ def test_fold_hides_solutions_and_what_the_book_folds():
         markdown("Folded prose.", tags=["hide-input"]),
         code(tags=["nbval-ignore-output"]),
     )
-    assert fold(nb) == 6
+    checks = code(tags=["hide-input"])
+    checks["source"] = "# The checks behind this section: the shape\nassert True"
+    nb["cells"].append(checks)
+    assert fold(nb) == 7
+    assert checks["metadata"]["mystnb"] == {
+        "code_prompt_show": "Show the checks behind this section",
+        "code_prompt_hide": "Hide the checks",
+    }
+    assert "mystnb" not in nb["cells"][6]["metadata"]  # folded, but not checks
+    nb["cells"].pop()
     hidden = [c["metadata"].get("jupyter") for c in nb["cells"]]
     both = {"source_hidden": True, "outputs_hidden": True}
     assert hidden == [
