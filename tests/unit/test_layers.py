@@ -7,6 +7,7 @@ import pytest
 from naming import raises_naming
 
 from bnbook.batchnorm import BatchNorm
+from bnbook.deep import ScalarBias, Scale, WSDense
 from bnbook.ghost import GhostBatchNorm
 from bnbook.gradcheck import numerical_gradient, relative_error
 from bnbook.groupnorm import GroupNorm, LayerNorm
@@ -62,6 +63,10 @@ LAYERS = {
     "lp batch norm": (lambda: _built(LpBatchNorm(p=1, momentum=0.5)), 2),
     "ghost batch norm": (lambda: _built(GhostBatchNorm(ghost_size=3, momentum=0.5)), 2),
     "dropout": (lambda: Dropout(0.6, np.random.default_rng(0)), 0),
+    "scale": (lambda: Scale(0.7), 1),
+    "fixed scale": (lambda: Scale(0.7, trainable=False), 0),
+    "scalar bias": (ScalarBias, 1),
+    "weight-standardized dense": (lambda: WSDense(C, C, np.random.default_rng(0)), 3),
 }
 
 
