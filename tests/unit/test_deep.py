@@ -168,7 +168,8 @@ def test_stable_rank_bad_input(h, error, name):
 def test_unitwise_norm_is_per_column_for_a_matrix_and_whole_for_a_vector():
     w = np.array([[3.0, 0.0], [4.0, 1.0]])
     np.testing.assert_allclose(unitwise_norm(w), [[5.0, 1.0]])
-    assert unitwise_norm(np.array([3.0, 4.0])) == pytest.approx(5.0)
+    assert unitwise_norm(np.array([3.0, 4.0])) == 5.0
+    assert np.shape(unitwise_norm(np.array([3.0, 4.0]))) == ()
 
 
 def test_clip_unitwise_clips_only_the_units_over_the_ratio():
@@ -178,6 +179,12 @@ def test_clip_unitwise_clips_only_the_units_over_the_ratio():
     np.testing.assert_array_equal(clipped[:, 0], g[:, 0])
     np.testing.assert_allclose(clipped[:, 1], [0.005, 0.0])
     assert unitwise_norm(clip_unitwise(w, g, 0.01))[0, 0] == pytest.approx(0.05)
+
+
+def test_agc_passes_its_epsilon_on():
+    w, g = np.zeros((2, 1)), np.ones((2, 1))  # ||w|| = 0: the bound is clipping * eps
+    AGC(SGD(1.0), clipping=0.5, epsilon=0.2).step([(w, g)])
+    np.testing.assert_allclose(unitwise_norm(w), [[0.1]])
 
 
 def test_agc_clips_then_steps_and_leaves_the_unclipped_alone():
@@ -203,7 +210,14 @@ def test_agc_clips_then_steps_and_leaves_the_unclipped_alone():
         (lambda: clip_unitwise(np.ones(2), np.ones(3), 1), ValueError, "g"),
         (lambda: clip_unitwise(np.ones(2), np.ones(2), 1, -1), ValueError, "epsilon"),
         (lambda: AGC(0.1), TypeError, "optimizer"),
-        (lambda: AGC(SGD(0.1), clipping=-1), ValueError, "clipping"),
+        (lambda: AGC(SGD(0.1), clipping=0), ValueError, "clipping"),
+        (lambda: AGC(SGD(0.1), epsilon=0), ValueError, "epsilon"),
+        (lambda: WSDense(2, 0, np.random.default_rng(0)), ValueError, "n_out"),
+        (
+            lambda: WSDense(2, 2, np.random.default_rng(0), epsilon=0),
+            ValueError,
+            "epsilon",
+        ),
     ],
 )
 def test_bad_arguments(call, error, name):
