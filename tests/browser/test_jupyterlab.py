@@ -26,7 +26,11 @@ import pytest
 from booktoc import ROOT
 from conftest import SHOTS
 
-NOTEBOOKS = ("09_noise_and_scale.ipynb", "workbook_1_forward_exercise.ipynb")
+NOTEBOOKS = (
+    "09_noise_and_scale.ipynb",
+    "10_deep_networks.ipynb",
+    "workbook_1_forward_exercise.ipynb",
+)
 RAW = re.compile(
     r"\{(eval|glue[:a-z]*|cite[:a-z]*|doc|numref)\}|:::|glued\[|cite\.[tp]\("
 )
