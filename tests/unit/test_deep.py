@@ -8,6 +8,7 @@ from bnbook.deep import (
     AGC,
     KINDS,
     RELU_GAIN,
+    ScalarBias,
     Scale,
     WSDense,
     build_resnet,
@@ -17,7 +18,7 @@ from bnbook.deep import (
     unitwise_norm,
 )
 from bnbook.gradcheck import numerical_gradient, relative_error
-from bnbook.layers import Residual
+from bnbook.layers import Dense, Residual
 from bnbook.mlp import loss_and_grads
 from bnbook.optim import SGD
 
@@ -167,7 +168,8 @@ def test_stable_rank_bad_input(h, error, name):
 def test_unitwise_norm_is_per_column_for_a_matrix_and_whole_for_a_vector():
     w = np.array([[3.0, 0.0], [4.0, 1.0]])
     np.testing.assert_allclose(unitwise_norm(w), [[5.0, 1.0]])
-    assert unitwise_norm(np.array([3.0, 4.0])) == pytest.approx(5.0)
+    assert unitwise_norm(np.array([3.0, 4.0])) == 5.0
+    assert np.shape(unitwise_norm(np.array([3.0, 4.0]))) == ()
 
 
 def test_clip_unitwise_clips_only_the_units_over_the_ratio():
@@ -177,6 +179,12 @@ def test_clip_unitwise_clips_only_the_units_over_the_ratio():
     np.testing.assert_array_equal(clipped[:, 0], g[:, 0])
     np.testing.assert_allclose(clipped[:, 1], [0.005, 0.0])
     assert unitwise_norm(clip_unitwise(w, g, 0.01))[0, 0] == pytest.approx(0.05)
+
+
+def test_agc_passes_its_epsilon_on():
+    w, g = np.zeros((2, 1)), np.ones((2, 1))  # ||w|| = 0: the bound is clipping * eps
+    AGC(SGD(1.0), clipping=0.5, epsilon=0.2).step([(w, g)])
+    np.testing.assert_allclose(unitwise_norm(w), [[0.1]])
 
 
 def test_agc_clips_then_steps_and_leaves_the_unclipped_alone():
@@ -202,9 +210,128 @@ def test_agc_clips_then_steps_and_leaves_the_unclipped_alone():
         (lambda: clip_unitwise(np.ones(2), np.ones(3), 1), ValueError, "g"),
         (lambda: clip_unitwise(np.ones(2), np.ones(2), 1, -1), ValueError, "epsilon"),
         (lambda: AGC(0.1), TypeError, "optimizer"),
-        (lambda: AGC(SGD(0.1), clipping=-1), ValueError, "clipping"),
+        (lambda: AGC(SGD(0.1), clipping=0), ValueError, "clipping"),
+        (lambda: AGC(SGD(0.1), epsilon=0), ValueError, "epsilon"),
+        (lambda: WSDense(2, 0, np.random.default_rng(0)), ValueError, "n_out"),
+        (
+            lambda: WSDense(2, 2, np.random.default_rng(0), epsilon=0),
+            ValueError,
+            "epsilon",
+        ),
     ],
 )
 def test_bad_arguments(call, error, name):
     with raises_naming(error, name):
         call()
+
+
+def _types(layers):
+    return [type(layer).__name__ for layer in layers]
+
+
+BRANCHES = {
+    "bn": ["BatchNorm", "ReLU", "Dense", "BatchNorm", "ReLU", "Dense"],
+    "none": ["ReLU", "Dense", "ReLU", "Dense"],
+    "skipinit": ["ReLU", "Dense", "ReLU", "Dense", "Scale"],
+    "zero_gamma": ["Dense", "BatchNorm", "ReLU", "Dense", "BatchNorm"],
+    "fixup": [
+        *["ScalarBias", "Dense", "ScalarBias", "ReLU"],
+        *["ScalarBias", "Dense", "Scale", "ScalarBias"],
+    ],
+    "nf": ["Scale", "ReLU", "WSDense", "ReLU", "WSDense", "Scale"],
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_layers_of_each_kind(kind):
+    model = build_resnet(2, kind=kind, width=8, n_in=5, n_classes=3, seed=0)
+    normalized = kind in ("bn", "zero_gamma")
+    head = ["BatchNorm", "ReLU", "Dense"] if normalized else ["ReLU", "Dense"]
+    assert _types(model.layers) == ["Dense", "Residual", "Residual", *head]
+    assert _types(model.layers[1].layers) == BRANCHES[kind]
+    assert (model.layers[0].b is None) == normalized  # the stream's shift is cancelled
+    biases = [
+        layer.b is not None for layer in model.layers[1].layers if type(layer) is Dense
+    ]
+    assert biases == {"none": [True, True], "skipinit": [True, True], "nf": []}.get(
+        kind, [False, False]
+    )
+    assert model.layers[0].W.shape == (5, 8) and model.layers[-1].W.shape == (8, 3)
+    assert model.layers[-1].b is not None
+
+
+def test_the_scalars_of_fixup_skipinit_and_nf():
+    fixup = build_resnet(2, kind="fixup", seed=0).layers[1].layers
+    assert fixup[6].a[0] == 1.0 and fixup[6].trainable
+    assert all(layer.b[0] == 0.0 for layer in fixup if isinstance(layer, ScalarBias))
+    skip = build_resnet(2, kind="skipinit", seed=0).layers[1].layers[-1]
+    assert skip.a[0] == 0.0 and skip.trainable
+    nf = build_resnet(2, kind="nf", alpha=0.3, seed=0).layers[2].layers
+    assert nf[-1].a[0] == 0.3 and not nf[-1].trainable and not nf[0].trainable
+    zero = build_resnet(2, kind="zero_gamma", seed=0).layers[1].layers
+    assert np.all(zero[-1].gamma == 0.0) and np.all(zero[1].gamma == 1.0)
+
+
+def test_the_seed_decides_the_weights():
+    a, b, c = (build_resnet(2, kind="none", seed=s) for s in (1, 1, 2))
+    np.testing.assert_array_equal(a.layers[1].layers[1].W, b.layers[1].layers[1].W)
+    assert not np.array_equal(a.layers[1].layers[1].W, c.layers[1].layers[1].W)
+
+
+def test_the_smallest_networks_build():
+    model = build_resnet(1, kind="nf", width=1, n_in=1, n_classes=1, seed=0)
+    assert model(np.ones((3, 1))).shape == (3, 1)
+    assert WSDense(1, 1, np.random.default_rng(0), gain=0.5).gain == 0.5
+
+
+def test_signal_propagation_against_a_hand_computation():
+    model = build_resnet(2, kind="bn", width=5, n_in=3, seed=0)
+    x = np.random.default_rng(1).normal(size=(7, 3)) + [1.0, -2.0, 3.0]
+    for training in (True, False):
+        rows = signal_propagation(model, x, training=training)
+        h = model.layers[0](x)
+        for k, block in enumerate(model.layers[1:3]):
+            f = h
+            for layer in block.layers:
+                f = layer(f, training=training)
+            h = h + f
+            expected = [
+                np.mean(h.mean(axis=0) ** 2),
+                h.var(axis=0).mean(),
+                f.var(axis=0).mean(),
+            ]
+            np.testing.assert_allclose(rows[k], expected, rtol=1e-12)
+
+
+def test_ws_dense_adds_epsilon_to_the_scaled_variance():
+    layer = WSDense(4, 2, np.random.default_rng(0), gain=1.0, epsilon=1.0)
+    centred = layer.W - layer.W.mean(axis=0)
+    expected = centred / np.sqrt(np.sum(centred**2, axis=0) + 1.0)
+    np.testing.assert_allclose(layer.standardized()[0], expected, rtol=1e-12)
+
+
+def test_stable_rank_of_an_exact_rank_one_matrix():
+    assert stable_rank(np.array([[1.0, 0.0], [2.0, 0.0]])) == pytest.approx(1.0)
+
+
+def test_unitwise_norm_of_a_scalar():
+    assert unitwise_norm(np.float64(-3.0)) == 3.0
+
+
+def test_scalar_gradients_are_none_before_a_backward_pass():
+    assert Scale().params()[0][1] is None and ScalarBias().params()[0][1] is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "name"),
+    [
+        ({"width": 0}, ValueError, "width"),
+        ({"n_in": 0}, ValueError, "n_in"),
+        ({"n_classes": 0}, ValueError, "n_classes"),
+        ({"seed": "0"}, TypeError, "seed"),
+        ({"width": 2.0}, TypeError, "width"),
+    ],
+)
+def test_build_resnet_bad_sizes(kwargs, error, name):
+    with raises_naming(error, name):
+        build_resnet(2, kind="bn", **kwargs)
