@@ -20,7 +20,7 @@ from bnbook.checks import check_int, check_real
 from bnbook.data import minibatches
 from bnbook.deep import AGC, build_resnet
 from bnbook.layers import Dense, Residual
-from bnbook.mlp import build_mlp, softmax_cross_entropy, train_mlp
+from bnbook.mlp import accuracy, build_mlp, softmax_cross_entropy, train_mlp
 from bnbook.optim import SGD
 
 __all__ = [
@@ -85,9 +85,10 @@ def fixup_unscaled(blocks, *, width=32, seed=0):
 
 
 def classifier_params(model):
-    """The arrays of the network's last layer, its classifier (weights and bias):
-    what Brock et al. leave unclipped."""
-    return [p for p, _ in model.layers[-1].params()]
+    """The weight matrix of the network's last layer, its classifier: the only array
+    the official NFNet code leaves unclipped (``fc_weights``; the classifier's bias is
+    clipped with the rest)."""
+    return [model.layers[-1].W]
 
 
 def train_run(
@@ -103,7 +104,11 @@ def train_run(
     """Train ``model`` on ``data`` with plain SGD at ``lr`` for ``steps`` steps, behind
     :class:`~bnbook.deep.AGC` (``clipping``, the classifier unclipped) if
     ``clipping`` is given. Returns ``(test accuracy, training loss)`` at the end, the
-    loss the mean of the last 50 steps; both NaN for a run that diverged."""
+    loss the mean of the last 50 steps; both NaN for a run that diverged. The test
+    accuracy is measured after ``model.calibrate(data.x_train)``, which sets every
+    batch norm's moving statistics to the training set's (after a short run, moving
+    averages of momentum 0.99 still hold a good part of their initial values; a
+    no-op for a network without batch norm)."""
     lr = check_real(lr, "lr", 0, open_low=True)
     optimizer = SGD(lr)
     if clipping is not None:
@@ -117,10 +122,11 @@ def train_run(
         seed=seed,
         eval_every=min(50, steps),
     )
-    accuracy, loss = history["test_accuracy"][-1], history["train_loss"][-1]
+    loss = history["train_loss"][-1]
     if not (np.isfinite(loss) and loss < 10):  # finite but exploded counts as diverged
         return np.nan, np.nan
-    return float(accuracy), float(loss)
+    model.calibrate(data.x_train)
+    return float(accuracy(model, data.x_test, data.y_test)), float(loss)
 
 
 def rate_sweep(method, rates, seeds, data, *, blocks=16, width=32, **protocol):
