@@ -49,6 +49,13 @@ ALLOWED = [
     ("fig-effective-lr", "rates 0.1, 1 and 10", "protocol: the rates trained at"),
     ("fig-effective-lr", "for 0.1 and 1", "protocol: the rates trained at"),
     ("fig-angular-update", "momentum 0.9", "protocol: the momentum tried"),
+    ("fig-fixup-rates", "at 0.03 and close to it at 0.1 and 0.3", "protocol: rates"),
+    ("fig-fixup-rates", "learning rate 0.03 to 3", "protocol: the rates swept"),
+    (
+        "fig-fixup-rates",
+        "above it at 0.03, close to it at 0.1 and 0.3",
+        "protocol: rates",
+    ),
 ]
 DECIMAL = re.compile(r"\d\.\d")
 SEED_COUNT = re.compile(r"\b\d+ seeds\b")

@@ -15,5 +15,7 @@
 - :mod:`~bnbook.experiments.dynamics`: the angular update of scale-invariant weights
   (chapter 9);
 - :mod:`~bnbook.experiments.noise_and_scale`: ghost batches, γ and β scaled, the
-  variance shift of dropout before batch norm, and training only γ and β (chapter 9).
+  variance shift of dropout before batch norm, and training only γ and β (chapter 9);
+- :mod:`~bnbook.experiments.normalizer_free`: the deep networks compared without and with
+  batch norm, Fixup's fixed update, and the learning-rate sweeps (chapter 10b).
 """
