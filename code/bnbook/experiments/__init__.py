@@ -16,6 +16,8 @@
   (chapter 9);
 - :mod:`~bnbook.experiments.noise_and_scale`: ghost batches, γ and β scaled, the
   variance shift of dropout before batch norm, and training only γ and β (chapter 9);
-- :mod:`~bnbook.experiments.normalizer_free`: the deep networks compared without and with
-  batch norm, Fixup's fixed update, and the learning-rate sweeps (chapter 10b).
+- :mod:`~bnbook.experiments.deep_networks`: rank collapse and the gradient, the
+  residual stream's variance, SkipInit and zero γ trained (chapter 10);
+- :mod:`~bnbook.experiments.normalizer_free`: Fixup's fixed update, rate sweeps, signal
+  propagation, adaptive gradient clipping and the table of chapter 10b.
 """
