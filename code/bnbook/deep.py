@@ -298,7 +298,8 @@ def clip_unitwise(w, g, clipping, epsilon=1e-3):
 class AGC:
     """An optimizer that clips each gradient unit-wise (:func:`clip_unitwise`), then
     lets ``optimizer`` step; the parameters in ``unclipped`` (e.g. the classifier's
-    weights and bias, as Brock et al. leave them) are passed on as they are."""
+    weight matrix, which Brock et al.'s released code leaves unclipped) are passed on
+    as they are."""
 
     def __init__(self, optimizer, clipping=0.01, epsilon=1e-3, unclipped=()):
         if not callable(getattr(optimizer, "step", None)):
