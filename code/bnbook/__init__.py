@@ -114,8 +114,6 @@ def glue_number(name, value, digits):
     ``float`` (whose text form myst-nb can read back). It returns nothing, so that a
     call at the end of a cell shows no number in the book.
     """
-    from myst_nb import glue
-
     if not isinstance(name, str) or not name:
         raise TypeError(f"name must be a non-empty str, got {name!r}")
     from bnbook.checks import check_int, check_real
@@ -124,5 +122,22 @@ def glue_number(name, value, digits):
     value = check_real(value, "value")
     rounded = round(value, digits)
     stored = int(rounded) if digits <= 0 else rounded
-    glue(name, stored, display=False)
+    _glue(name, stored)
     glued.values[name] = stored
+
+
+#: myst-nb's prefix for the media types of a glued value that is not displayed.
+GLUE_PREFIX = "application/papermill.record/"
+
+
+def _glue(name, value):
+    """myst-nb's ``glue(name, value, display=False)``: the same display output, without
+    importing myst-nb, whose import of nbformat and jsonschema costs every notebook
+    seconds (tests/unit/test_package.py checks the output against myst-nb's own)."""
+    from IPython.core.formatters import format_display_data
+    from IPython.display import display
+
+    mimebundle, metadata = format_display_data(value)
+    metadata["scrapbook"] = {"name": name, "mime_prefix": GLUE_PREFIX}
+    bundle = {GLUE_PREFIX + k: v for k, v in mimebundle.items()}
+    display(bundle, raw=True, metadata=metadata)

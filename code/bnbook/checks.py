@@ -57,15 +57,19 @@ def check_callable(value, name):
     return value
 
 
+_BOOLS = (bool, np.bool_)
+
+
 def check_real(
     value, name, low=-np.inf, high=np.inf, *, open_low=False, open_high=False
 ):
     """``value`` as a finite float from ``low`` to ``high``, ends included unless
     ``open_low`` / ``open_high``. Python and NumPy numbers are accepted; a bool is not,
     and NaN and infinity are refused."""
-    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
+    if type(value) is not float:  # a Python float, the common case, is already one
+        if isinstance(value, _BOOLS) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+        value = float(value)
     above = value > low if open_low else value >= low
     below = value < high if open_high else value <= high
     if not (math.isfinite(value) and above and below):

@@ -103,7 +103,7 @@ class WSDense(Layer):
     def standardized(self):
         """``(W_hat, centred W, 1 / sqrt(N var + epsilon))``, the last two per unit."""
         centred = self.W - self.W.mean(axis=0)
-        inv = 1.0 / np.sqrt(len(self.W) * centred.var(axis=0) + self.epsilon)
+        inv = 1.0 / np.sqrt((centred * centred).sum(axis=0) + self.epsilon)  # N var
         return self.gain * self.g * centred * inv, centred, inv
 
     def __call__(self, x, training=False):  # pragma: no mutate (training unused)
@@ -115,12 +115,12 @@ class WSDense(Layer):
         dW_hat = self._x.T @ dy
         self.db = dy.sum(axis=0)
         u = self._centred * self._inv  # the standardized column, before the gains
-        self.dg = self.gain * np.sum(dW_hat * u, axis=0)
+        self.dg = self.gain * (dW_hat * u).sum(axis=0)
         du = self.gain * self.g * dW_hat
         # the gradient through (W - mu) / sqrt(N var + eps), column by column: as
         # batch norm's backward pass, with N var = sum of the squared deviations
         du_mean = du.mean(axis=0)
-        projection = np.sum(du * self._centred, axis=0) * self._inv**2
+        projection = (du * self._centred).sum(axis=0) * self._inv**2
         self.dW = self._inv * (du - du_mean - self._centred * projection)
         return dy @ self._W_hat.T
 
@@ -275,8 +275,8 @@ def unitwise_norm(a):
     of a weight matrix (n_in, n_out), as (1, n_out); of the whole of a vector."""
     a = np.asarray(a)
     if a.ndim <= 1:
-        return np.sqrt(np.sum(a**2))
-    return np.sqrt(np.sum(a**2, axis=0, keepdims=True))
+        return np.sqrt((a * a).sum())
+    return np.sqrt((a * a).sum(axis=0, keepdims=True))
 
 
 def clip_unitwise(w, g, clipping, epsilon=1e-3):

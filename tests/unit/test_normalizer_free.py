@@ -1,5 +1,5 @@
 """Chapter 10b's experiments: the networks compared, the training protocol, Fixup
-without its rescaling, the stream's first updates, and the summary table."""
+without its rescaling, and the stream's first updates."""
 
 import numpy as np
 import pytest
@@ -16,9 +16,7 @@ from bnbook.experiments.normalizer_free import (
     fixup_unscaled,
     make_network,
     rate_sweep,
-    step_seconds,
     stream_change,
-    summary_table,
     train_run,
 )
 from bnbook.layers import Dense, Residual
@@ -138,17 +136,6 @@ def test_stream_change_is_zero_without_steps_that_move_the_stream(data):
     )
 
 
-def test_summary_table_lists_every_row():
-    rows = [
-        dict(method="plain", trains=False, rate=None, accuracy=0.1, seeds=2, params=5),
-        dict(method="Fixup", trains=True, rate=0.3, accuracy=0.96, seeds=2, params=40),
-    ]
-    lines = summary_table(rows).splitlines()
-    assert len(lines) == 4 and "network" in lines[0]
-    assert lines[2].split()[:2] == ["plain", "no"] and "-" in lines[2].split()
-    assert lines[3].split() == ["Fixup", "yes", "0.3", "0.960", "2", "40"]
-
-
 def test_bad_arguments_are_named(data):
     with raises_naming(ValueError, "method"):
         make_network("BN", 2)
@@ -162,9 +149,3 @@ def test_bad_arguments_are_named(data):
 
     with raises_naming(ValueError, "model"):
         stream_change(build_mlp(), data, 0.1)
-
-
-def test_step_seconds_is_a_positive_time(data):
-    assert 0 < step_seconds(make_network("Fixup", 2, seed=0), data, steps=2) < 1
-    with raises_naming(ValueError, "repeats"):
-        step_seconds(make_network("Fixup", 2, seed=0), data, repeats=0)

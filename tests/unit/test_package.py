@@ -75,21 +75,40 @@ def test_seeds_reject_a_bad_count(monkeypatch):
 
 def test_glue_number_glues_the_rounded_value_as_a_plain_number(monkeypatch):
     glued = []
-    monkeypatch.setattr(
-        "myst_nb.glue",
-        lambda name, value, display: glued.append((name, value, display)),
-    )
+    monkeypatch.setattr("bnbook._glue", lambda name, value: glued.append((name, value)))
     # nothing returned: a call that ends a cell shows no stray number in the book
     assert glue_number("ratio", np.float64(1.4567), 1) is None
     glue_number("steps", np.int64(775), 0)
     glue_number("big", 12345.6, -2)
-    assert glued == [
-        ("ratio", 1.5, False),
-        ("steps", 775, False),
-        ("big", 12300, False),
-    ]
-    assert all(type(v) in (float, int) for _, v, _ in glued)
+    assert glued == [("ratio", 1.5), ("steps", 775), ("big", 12300)]
+    assert all(type(v) in (float, int) for _, v in glued)
     assert type(glued[0][1]) is float and type(glued[1][1]) is int
+
+
+def _displayed(monkeypatch, glue):
+    """The display calls that ``glue()`` makes, as (data, metadata, raw)."""
+    import IPython.display
+
+    calls = []
+
+    def display(obj, raw=False, metadata=None):
+        calls.append((obj, metadata, raw))
+
+    monkeypatch.setattr(IPython.display, "display", display)
+    monkeypatch.setattr("myst_nb.ext.glue.ipy_display", display)
+    glue()
+    return calls
+
+
+@pytest.mark.parametrize("value", [1.5, 775, 0.001, 12300])
+def test_glue_writes_what_myst_nb_glue_writes(monkeypatch, value):
+    from myst_nb import glue as myst_glue
+
+    from bnbook import _glue
+
+    ours = _displayed(monkeypatch, lambda: _glue("name", value))
+    theirs = _displayed(monkeypatch, lambda: myst_glue("name", value, display=False))
+    assert ours == theirs and len(ours) == 1
 
 
 def test_glue_number_rejects_bad_input():

@@ -19,5 +19,7 @@
 - :mod:`~bnbook.experiments.deep_networks`: rank collapse and the gradient, the
   residual stream's variance, SkipInit and zero γ trained (chapter 10);
 - :mod:`~bnbook.experiments.normalizer_free`: Fixup's fixed update, rate sweeps, signal
-  propagation, adaptive gradient clipping and the table of chapter 10b.
+  propagation and adaptive gradient clipping (chapter 10b);
+- :mod:`~bnbook.experiments.depth`: how deep each network trains, at the largest rate
+  that trains, Fixup without its stream biases, and the time of a step (chapter 10c).
 """

@@ -9,8 +9,9 @@
   :func:`rate_sweep` over learning rates and seeds;
 - :func:`stream_change` measures how far the first updates move a Fixup network's
   residual stream, the quantity Fixup's rescaling holds fixed as the depth grows;
-- :func:`best_rate` and :func:`summary_table` read the sweeps out, and
-  :func:`step_seconds` times a training step.
+- :func:`best_rate` reads a sweep out.
+
+Chapter 10c (:mod:`bnbook.experiments.depth`) trains the same networks deeper.
 """
 
 import numpy as np
@@ -31,9 +32,7 @@ __all__ = [
     "fixup_unscaled",
     "make_network",
     "rate_sweep",
-    "step_seconds",
     "stream_change",
-    "summary_table",
     "train_run",
 ]
 
@@ -100,10 +99,12 @@ def train_run(
     batch_size=64,
     seed=0,
     clipping=None,
+    trainable=None,
 ):
     """Train ``model`` on ``data`` with plain SGD at ``lr`` for ``steps`` steps, behind
     :class:`~bnbook.deep.AGC` (``clipping``, the classifier unclipped) if
-    ``clipping`` is given. Returns ``(test accuracy, training loss)`` at the end, the
+    ``clipping`` is given; ``trainable(model)``, if given, returns the
+    ``(parameter, gradient)`` pairs to train, the others staying as they are. Returns ``(test accuracy, training loss)`` at the end, the
     loss the mean of the last 50 steps; both NaN for a run that diverged. The test
     accuracy is measured after ``model.calibrate(data.x_train)``, which sets every
     batch norm's moving statistics to the training set's (after a short run, moving
@@ -121,6 +122,7 @@ def train_run(
         batch_size=batch_size,
         seed=seed,
         eval_every=min(50, steps),
+        trainable=trainable,
     )
     loss = history["train_loss"][-1]
     if not (np.isfinite(loss) and loss < 10):  # finite but exploded counts as diverged
@@ -198,42 +200,3 @@ def stream_change(model, data, lr, *, steps=2, batch_size=64, seed=0, trainable=
             p -= lr * g
     change = stream() - before
     return float(np.sqrt(np.mean(change**2)) / np.sqrt(np.mean(before**2)))
-
-
-def summary_table(rows):
-    """A plain-text table, one line per entry of ``rows``: dicts with the keys
-    ``method``, ``trains`` (bool), ``rate`` (None if no rate trained), ``accuracy``,
-    ``seeds`` and ``params`` (the number of parameters)."""
-    head = (
-        f"{'network':15s} {'trains':>6s} {'best rate':>9s} "
-        f"{'test accuracy':>13s} {'seeds':>5s} {'parameters':>10s}"
-    )
-    lines = [head, "-" * len(head)]
-    for row in rows:
-        rate = "-" if row["rate"] is None else f"{row['rate']:g}"
-        lines.append(
-            f"{row['method']:15s} {'yes' if row['trains'] else 'no':>6s} {rate:>9s} "
-            f"{row['accuracy']:13.3f} {row['seeds']:5d} {row['params']:10d}"
-        )
-    return "\n".join(lines)
-
-
-def step_seconds(model, data, *, batch_size=64, steps=10, repeats=3, seed=0):
-    """The CPU time of one training step of ``model`` (forward, backward and a plain
-    SGD step at a tiny rate), the fastest of ``repeats`` runs of ``steps`` steps, in
-    this process's CPU time (load from other processes slows it less)."""
-    import time
-
-    steps = check_int(steps, "steps", minimum=1)
-    repeats = check_int(repeats, "repeats", minimum=1)
-    x, y = data.x_train[:batch_size], data.y_train[:batch_size]
-    best = np.inf
-    for _ in range(repeats):
-        start = time.process_time()
-        for _ in range(steps):
-            _, dlogits = softmax_cross_entropy(model(x, training=True), y)
-            model.backward(dlogits)
-            for p, g in model.params():
-                p -= 1e-6 * g
-        best = min(best, (time.process_time() - start) / steps)
-    return best
