@@ -6,17 +6,20 @@ import pytest
 from naming import raises_naming
 
 from bnbook.data import load_digits_split
-from bnbook.deep import ScalarBias, build_resnet
+from bnbook.deep import AGC, ScalarBias, Scale, build_resnet
 from bnbook.experiments.depth import (
     THRESHOLD,
     largest_rate,
+    slower_scalars,
     step_seconds,
     summary_table,
     trains,
-    without_stream_biases,
+    without_bias,
 )
 from bnbook.experiments.normalizer_free import make_network, train_run
 from bnbook.layers import Residual
+from bnbook.mlp import softmax_cross_entropy
+from bnbook.optim import SGD
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +68,7 @@ def test_largest_rate_trains_real_networks(data):
 
 def test_without_stream_biases_leaves_out_the_last_bias_of_each_branch():
     model = build_resnet(3, kind="fixup", seed=0)
-    kept = {id(p) for p, _ in without_stream_biases(model)}
+    kept = {id(p) for p, _ in without_bias(-1)(model)}
     everything = [p for p, _ in model.params()]
     left_out = [p for p in everything if id(p) not in kept]
     blocks = [la for la in model.layers if isinstance(la, Residual)]
@@ -80,7 +83,7 @@ def test_without_stream_biases_keeps_them_where_they_were(data):
     before = [
         [s.b.copy() for s in b.layers if isinstance(s, ScalarBias)] for b in blocks
     ]
-    train_run(model, data, 0.1, steps=5, trainable=without_stream_biases)
+    train_run(model, data, 0.1, steps=5, trainable=without_bias(-1))
     after = [[s.b for s in b.layers if isinstance(s, ScalarBias)] for b in blocks]
     for b0, b1 in zip(before, after, strict=True):
         assert b1[-1] == b0[-1]  # the stream's bias: frozen
@@ -89,11 +92,63 @@ def test_without_stream_biases_keeps_them_where_they_were(data):
 
 def test_without_stream_biases_needs_a_fixup_network():
     with raises_naming(ValueError, "model"):
-        without_stream_biases(build_resnet(2, kind="bn", seed=0))
+        without_bias(-1)(build_resnet(2, kind="bn", seed=0))
+    with raises_naming(ValueError, "model"):
+        without_bias(0)(build_resnet(2, kind="nf", seed=0))
+    with raises_naming(TypeError, "position"):
+        without_bias(1.0)
+
+
+def test_without_first_biases_leaves_out_the_first_bias_of_each_branch():
+    model = build_resnet(3, kind="fixup", seed=0)
+    kept = {id(p) for p, _ in without_bias(0)(model)}
+    blocks = [la for la in model.layers if isinstance(la, Residual)]
+    first = [[s for s in b.layers if isinstance(s, ScalarBias)][0].b for b in blocks]
+    last = [[s for s in b.layers if isinstance(s, ScalarBias)][-1].b for b in blocks]
+    assert not any(id(p) in kept for p in first)
+    assert all(id(p) in kept for p in last)
+    assert len(kept) == len(model.params()) - 3
+
+
+def test_slower_scalars_scales_only_the_scalars_gradients(data):
+    model = make_network("Fixup", 3, seed=0)
+    _, dlogits = softmax_cross_entropy(
+        model(data.x_train[:64], training=True), data.y_train[:64]
+    )
+    model.backward(dlogits)
+    scalars = {
+        id(p)
+        for block in model.layers
+        if isinstance(block, Residual)
+        for sub in block.layers
+        if isinstance(sub, ScalarBias | Scale)
+        for p, _ in sub.params()
+    }
+    pairs = slower_scalars(0.25)(model)
+    assert [id(p) for p, _ in pairs] == [id(p) for p, _ in model.params()]
+    assert len(scalars) == 3 * 5  # four biases and a multiplier per block
+    for (p, g), (_, g0) in zip(pairs, model.params(), strict=True):
+        np.testing.assert_array_equal(g, g0 * (0.25 if id(p) in scalars else 1.0))
+    with raises_naming(ValueError, "factor"):
+        slower_scalars(0.0)
+    with raises_naming(ValueError, "factor"):
+        slower_scalars(2.0)
 
 
 def test_step_seconds_is_a_positive_time(data):
     assert 0 < step_seconds(make_network("Fixup", 2, seed=0), data, steps=2) < 1
+    calls = []
+
+    class Counting:
+        def step(self, params):
+            calls.append(len(params))
+
+    model = make_network("NF", 2, seed=0)
+    step_seconds(model, data, optimizer=Counting(), steps=2, repeats=2)
+    assert calls == [len(model.params())] * 4  # the optimizer given takes every step
+    assert step_seconds(model, data, optimizer=AGC(SGD(0.1)), steps=1) > 0
+    with raises_naming(TypeError, "optimizer"):
+        step_seconds(model, data, optimizer="sgd")
     with raises_naming(ValueError, "repeats"):
         step_seconds(make_network("Fixup", 2, seed=0), data, repeats=0)
     with raises_naming(ValueError, "steps"):

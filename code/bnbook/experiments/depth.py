@@ -4,8 +4,10 @@ learning rate, and at what cost per step.
 - :func:`trains` says whether a network trained on every seed, and
   :func:`largest_rate` finds the largest of a few learning rates at which it does,
   trying them from the largest down;
-- :func:`without_stream_biases` trains a Fixup network without the scalar bias that
-  each branch adds to the residual stream;
+- :func:`without_bias` trains a Fixup network without one scalar bias per branch (the
+  one it adds to the residual stream, or as a control another one), and
+  :func:`slower_scalars` trains its scalars at a smaller rate, as Fixup's official
+  code does;
 - :func:`step_seconds` times a training step, and :func:`summary_table` prints the
   chapter's table.
 
@@ -19,17 +21,19 @@ import time
 import numpy as np
 
 from bnbook.checks import check_int, check_real
-from bnbook.deep import ScalarBias
+from bnbook.deep import ScalarBias, Scale
 from bnbook.experiments.normalizer_free import rate_sweep
 from bnbook.layers import Residual
 from bnbook.mlp import softmax_cross_entropy
+from bnbook.optim import SGD
 
 __all__ = [
     "largest_rate",
     "step_seconds",
     "summary_table",
+    "slower_scalars",
     "trains",
-    "without_stream_biases",
+    "without_bias",
 ]
 
 #: The test accuracy above which a run counts as trained: five times chance.
@@ -63,34 +67,71 @@ def largest_rate(method, blocks, rates, seeds, data, **protocol):
     return tried
 
 
-def without_stream_biases(model):
-    """The ``(parameter, gradient)`` pairs of ``model`` without the last scalar bias
-    of each residual branch: in a Fixup network
-    (:func:`bnbook.deep.build_resnet` ``kind="fixup"``) the bias added to the
-    residual stream itself, whose update is the same in every block at the start,
-    so that the updates of ``L`` blocks add up."""
-    pairs = []
-    for layer in model.layers:
-        if not isinstance(layer, Residual):
-            pairs += layer.params()
-            continue
-        biases = [sub for sub in layer.layers if isinstance(sub, ScalarBias)]
-        if not biases:
-            raise ValueError(
-                "model must be a Fixup network: a branch has no scalar bias"
-            )
-        pairs += [
-            p for sub in layer.layers if sub is not biases[-1] for p in sub.params()
-        ]
+def without_bias(position):
+    """A ``trainable`` for :func:`~bnbook.experiments.normalizer_free.train_run`: the
+    ``(parameter, gradient)`` pairs of a Fixup network
+    (:func:`bnbook.deep.build_resnet` ``kind="fixup"``) without the scalar bias at
+    ``position`` in each residual branch, which stays where it is. ``-1`` is the last
+    one, added to the residual stream itself: it takes the same step in every block at
+    the second step of training, so that the steps of ``L`` blocks add up. ``0``, the
+    first, at the branch's input, freezes as many scalars, none on the stream."""
+    position = check_int(position, "position")
+
+    def pairs(model):
+        out = []
+        for layer in model.layers:
+            if not isinstance(layer, Residual):
+                out += layer.params()
+                continue
+            biases = [sub for sub in layer.layers if isinstance(sub, ScalarBias)]
+            if not biases:
+                raise ValueError(
+                    "model must be a Fixup network: a branch has no scalar bias"
+                )
+            frozen = biases[position]
+            out += [
+                p for sub in layer.layers if sub is not frozen for p in sub.params()
+            ]
+        return out
+
     return pairs
 
 
-def step_seconds(model, data, *, batch_size=64, steps=10, repeats=3):
-    """The CPU time of one training step of ``model`` (forward, backward and a plain
-    SGD step at a tiny rate), the fastest of ``repeats`` runs of ``steps`` steps, in
-    this process's CPU time (load from other processes slows it less)."""
+def slower_scalars(factor):
+    """A ``trainable`` for :func:`~bnbook.experiments.normalizer_free.train_run`: every
+    pair of the model, with the gradients of the scalar biases and multipliers of its
+    residual branches multiplied by ``factor``, which for plain SGD trains them at
+    ``factor`` times the learning rate. Fixup's official training scripts give every
+    bias and multiplier a tenth of the base rate (``factor=0.1``)."""
+    factor = check_real(factor, "factor", 0, 1, open_low=True)
+
+    def pairs(model):
+        out = []
+        for layer in model.layers:
+            inner = layer.layers if isinstance(layer, Residual) else [layer]
+            for sub in inner:
+                slow = isinstance(sub, ScalarBias | Scale)
+                out += [(p, g * factor if slow else g) for p, g in sub.params()]
+        return out
+
+    return pairs
+
+
+def step_seconds(model, data, *, optimizer=None, batch_size=64, steps=10, repeats=3):
+    """The CPU time of one training step of ``model``: forward, backward and a step of
+    ``optimizer`` (by default plain SGD at a tiny rate; give the one it trains with,
+    e.g. :class:`~bnbook.deep.AGC`, to time its work too), the fastest of ``repeats``
+    runs of ``steps`` steps, in this process's CPU time (load from other processes
+    slows it less)."""
     steps = check_int(steps, "steps", minimum=1)
     repeats = check_int(repeats, "repeats", minimum=1)
+    if optimizer is None:
+        optimizer = SGD(1e-6)
+    elif not callable(getattr(optimizer, "step", None)):
+        raise TypeError(
+            "optimizer must have a step(params) method, e.g. bnbook.optim.SGD(0.1), "
+            f"got {type(optimizer).__name__}"
+        )
     x, y = data.x_train[:batch_size], data.y_train[:batch_size]
     best = np.inf
     for _ in range(repeats):
@@ -98,8 +139,7 @@ def step_seconds(model, data, *, batch_size=64, steps=10, repeats=3):
         for _ in range(steps):
             _, dlogits = softmax_cross_entropy(model(x, training=True), y)
             model.backward(dlogits)
-            for p, g in model.params():
-                p -= 1e-6 * g
+            optimizer.step(model.params())
         best = min(best, (time.process_time() - start) / steps)
     return best
 
