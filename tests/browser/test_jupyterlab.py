@@ -29,6 +29,7 @@ from conftest import SHOTS
 NOTEBOOKS = (
     "09_noise_and_scale.ipynb",
     "10_deep_networks.ipynb",
+    "10c_what_to_use_when.ipynb",
     "workbook_1_forward_exercise.ipynb",
 )
 RAW = re.compile(
