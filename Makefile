@@ -165,7 +165,7 @@ MUTMUT_VERSION := 3.8.1
 mutation: $(STAMP)
 	$(BIN)/python -m pip install --quiet mutmut==$(MUTMUT_VERSION)
 	rm -rf _build/mutation && mkdir -p _build/mutation
-	cp -r code/bnbook tests _build/mutation/
+	cp -r code/bnbook tests references.bib _build/mutation/
 	cp tools/mutation.cfg _build/mutation/setup.cfg
 	cd _build/mutation && $(CURDIR)/$(BIN)/mutmut run --max-children 2 || true
 	cd _build/mutation && $(CURDIR)/$(BIN)/mutmut export-cicd-stats
