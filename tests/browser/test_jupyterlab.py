@@ -30,6 +30,7 @@ NOTEBOOKS = (
     "09_noise_and_scale.ipynb",
     "10_deep_networks.ipynb",
     "10c_what_to_use_when.ipynb",
+    "11_after_training.ipynb",
     "workbook_1_forward_exercise.ipynb",
 )
 RAW = re.compile(

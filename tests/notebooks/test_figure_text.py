@@ -60,6 +60,11 @@ ALLOWED = [
         "above it at 0.03, close to it at 0.1 and 0.3",
         "protocol: rates",
     ),
+    ("fig-precise-statistics", "0.01, 0.1 and 0.5", "protocol: the rates trained at"),
+    ("fig-precise-statistics", "rate 0.01", "protocol: a rate trained at"),
+    ("fig-precise-statistics", "rate 0.1", "protocol: a rate trained at"),
+    ("fig-precise-statistics", "rate 0.5", "protocol: a rate trained at"),
+    ("fig-precise-statistics", "at 0.01", "protocol: a rate trained at"),
 ]
 DECIMAL = re.compile(r"\d\.\d")
 SEED_COUNT = re.compile(r"\b\d+ seeds\b")

@@ -21,5 +21,7 @@
 - :mod:`~bnbook.experiments.normalizer_free`: Fixup's fixed update, rate sweeps, signal
   propagation and adaptive gradient clipping (chapter 10b);
 - :mod:`~bnbook.experiments.depth`: how deep each network trains, at the largest rate
-  that trains, Fixup without its stream biases, and the time of a step (chapter 10c).
+  that trains, Fixup without its stream biases, and the time of a step (chapter 10c);
+- :mod:`~bnbook.experiments.after_training`: the moving statistics against the
+  population's, the shifted digits, and averaged weights (chapter 11).
 """
