@@ -35,13 +35,15 @@ def trained(data):
 
 def test_statistics_error_is_zero_for_population_statistics(trained, data):
     error = statistics_error(trained, data.x_train)
-    assert error.shape == (2, 2) and np.all(error[:, 0] > 0)
+    assert error.shape == (2, 3) and np.all(error[:, 0] > 0)
     saved = [bn.moving_mean.copy() for bn in batch_norms(trained)]
     for bn, m in zip(batch_norms(trained), saved, strict=True):
         np.testing.assert_array_equal(bn.moving_mean, m)  # left as it was
     model = build_mlp((64, 16, 16, 10), norm=BatchNorm, seed=0)
     model.calibrate(data.x_train)
-    np.testing.assert_allclose(statistics_error(model, data.x_train), 0, atol=1e-12)
+    np.testing.assert_allclose(
+        statistics_error(model, data.x_train)[:, :2], 0, atol=1e-12
+    )
 
 
 def test_statistics_error_says_which_way_the_variance_is_off(data):
@@ -53,7 +55,7 @@ def test_statistics_error_says_which_way_the_variance_is_off(data):
         mean + 0.5 * np.sqrt(var + bn.epsilon), 2 * var + bn.epsilon
     )
     (row,) = statistics_error(model, data.x_train)
-    np.testing.assert_allclose(row, [0.5, np.log(2)])
+    np.testing.assert_allclose(row, [0.5, np.log(2), np.mean(np.log(var + bn.epsilon))])
     with raises_naming(ValueError, "batch norm"):
         statistics_error(build_mlp((64, 10)), data.x_train)
 
@@ -169,11 +171,11 @@ def test_weight_average_bad_arguments():
 def test_train_digits_measures_and_averages():
     average = WeightAverage(0.9)
     model, data, errors = train_digits(0, 0.1, steps=40, every=20, average=average)
-    assert errors.shape == (2, 2)
+    assert errors.shape == (2, 3)
     np.testing.assert_allclose(errors[-1], statistics_error(model, data.x_train)[-1])
     assert average.params is not None
     assert 0.5 < accuracy(model, data.x_test, data.y_test) <= 1
     _, _, none = train_digits(0, 0.1, steps=10, every=20)
-    assert none.shape == (0, 2)
+    assert none.shape == (0, 3)
     with raises_naming(ValueError, "every"):
         train_digits(0, 0.1, steps=10, every=0)

@@ -50,7 +50,7 @@ def train_digits(seed, lr, *, steps=600, weight_decay=5e-4, every=100, average=N
 
     Every ``every`` steps, the :func:`statistics_error` of its last batch norm is
     measured; ``average``, a :class:`WeightAverage`, is updated after every step.
-    Returns ``(model, data, errors)``, ``errors`` of shape (steps // every, 2)."""
+    Returns ``(model, data, errors)``, ``errors`` of shape (steps // every, 3)."""
     every = check_int(every, "every", minimum=1)
     data = load_digits_split(seed=seed, dtype=np.float64)
     model = build_mlp((64, 100, 100, 10), norm=BatchNorm, seed=seed)
@@ -73,17 +73,18 @@ def train_digits(seed, lr, *, steps=600, weight_decay=5e-4, every=100, average=N
         callback=measure,
         callback_every=1 if average is not None else every,
     )
-    return model, data, np.array(errors).reshape(-1, 2)
+    return model, data, np.array(errors).reshape(-1, 3)
 
 
 def statistics_error(model, x):
     """For each batch norm of ``model``, how far its moving statistics are from the
     population statistics of ``x`` (the training set) under the same weights.
 
-    Returns an array (layers, 2): the mean over the units of
-    ``|moving mean - mean| / sqrt(variance + eps)``, and of
+    Returns an array (layers, 3): the mean over the units of
+    ``|moving mean - mean| / sqrt(variance + eps)``, of
     ``log((moving variance + eps) / (variance + eps))`` (positive: the moving variance
-    is too large). The model is left as it was."""
+    is too large), and, for reference, of ``log(variance + eps)``, the population's.
+    The model is left as it was."""
     moving = [(bn.moving_mean, bn.moving_variance) for bn in batch_norms(model)]
     if not moving:
         raise ValueError("model has no batch norm")
@@ -91,11 +92,12 @@ def statistics_error(model, x):
         model.calibrate(x)
         rows = []
         for bn, (mean, variance) in zip(batch_norms(model), moving, strict=True):
-            scale = bn.moving_variance + bn.epsilon
+            scale = bn.moving_variance + bn.epsilon  # the population's, from calibrate
             rows.append(
                 (
                     np.mean(np.abs(mean - bn.moving_mean) / np.sqrt(scale)),
                     np.mean(np.log((variance + bn.epsilon) / scale)),
+                    np.mean(np.log(scale)),
                 )
             )
     return np.array(rows)
