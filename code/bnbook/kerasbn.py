@@ -8,16 +8,18 @@ into the layers before them. Chapter 4 and the parity tests share them.
 import numpy as np
 
 from bnbook.batchnorm import BatchNorm
-from bnbook.checks import check_callable, check_int, check_positive
-from bnbook.data import minibatches
+from bnbook.checks import check_bool, check_callable, check_int, check_positive
+from bnbook.data import Digits, minibatches
 from bnbook.folding import fold_batch_norm
 from bnbook.layers import Dense, ReLU, Sequential
 from bnbook.tfsetup import load_tensorflow
 
 __all__ = [
     "calibrate_batch_norm",
+    "convnet",
     "fold_sequential",
     "freeze_batch_norm",
+    "images",
     "keras_batch_norm",
     "keras_forward_backward",
     "keras_twin",
@@ -409,3 +411,37 @@ def run_per_replica(strategy, fn, x):
     )
     outputs = tf.function(lambda v: strategy.run(fn, args=(v,)))(values)
     return [t.numpy() for t in strategy.experimental_local_results(outputs)]
+
+
+def convnet(batch_norm=True):
+    """Chapter 8b's small convolutional network for the 8x8 digits: two blocks
+    Conv2D(3x3, 8 then 16 channels), [batch norm], ReLU, MaxPool(2x2); then a dense
+    output layer. With batch norm the convolutions have no bias."""
+    _, keras = load_tensorflow()
+    check_bool(batch_norm, "batch_norm")
+    layers = keras.layers
+
+    def block(channels):
+        conv = layers.Conv2D(channels, 3, padding="same", use_bias=not batch_norm)
+        norm = [layers.BatchNormalization()] if batch_norm else []
+        return [conv, *norm, layers.ReLU(), layers.MaxPooling2D(2)]
+
+    return keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            *block(8),
+            *block(16),
+            layers.Flatten(),
+            layers.Dense(10),
+        ]
+    )
+
+
+def images(data):
+    """The digits (a :class:`~bnbook.data.Digits`) as 8x8 images with one channel."""
+    return Digits(
+        data.x_train.reshape(-1, 8, 8, 1),
+        data.y_train,
+        data.x_test.reshape(-1, 8, 8, 1),
+        data.y_test,
+    )

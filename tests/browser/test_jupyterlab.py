@@ -31,6 +31,7 @@ NOTEBOOKS = (
     "10_deep_networks.ipynb",
     "10c_what_to_use_when.ipynb",
     "11_after_training.ipynb",
+    "11b_export.ipynb",
     "workbook_1_forward_exercise.ipynb",
 )
 RAW = re.compile(
