@@ -62,7 +62,7 @@ def _silenced():
         absl.setLevel(level)
 
 
-def to_tflite(model, *, training=False, int8=None, per_channel=True):
+def to_tflite(model, *, training=False, int8=None, per_channel=True, activation_bits=8):
     """The Keras ``model`` converted to a TensorFlow Lite flatbuffer (bytes).
 
     ``training=True`` converts ``model(x, training=True)`` instead of the inference
@@ -71,13 +71,18 @@ def to_tflite(model, *, training=False, int8=None, per_channel=True):
     asks for full integer quantization: int8 weights, activations, input and output.
     ``per_channel=False`` quantizes each weight tensor with one scale instead of one
     per output channel (the converter's private flag
-    ``_experimental_disable_per_channel``, the only switch it has).
+    ``_experimental_disable_per_channel``; ``_experimental_disable_per_channel_``
+    ``quantization_for_dense_layers`` would do it for dense layers alone).
+    ``activation_bits=16`` keeps int8 weights but quantizes the activations to 16 bits
+    (the converter's experimental 16x8 mode), with float input and output.
     """
     tf, keras = load_tensorflow()
     if not isinstance(model, keras.Model):
         raise TypeError(f"model must be a Keras model, got {type(model).__name__}")
     check_bool(training, "training")
     check_bool(per_channel, "per_channel")
+    if activation_bits not in (8, 16):
+        raise ValueError(f"activation_bits must be 8 or 16, got {activation_bits!r}")
     examples = None if int8 is None else np.asarray(int8, dtype=np.float32)
     if examples is not None and (examples.ndim < 2 or len(examples) == 0):
         raise ValueError(
@@ -88,9 +93,15 @@ def to_tflite(model, *, training=False, int8=None, per_channel=True):
         if examples is not None:
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             converter.representative_dataset = lambda: ([x[None]] for x in examples)
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            converter.inference_input_type = tf.int8
-            converter.inference_output_type = tf.int8
+            if activation_bits == 8:
+                converter.target_spec.supported_ops = [
+                    tf.lite.OpsSet.TFLITE_BUILTINS_INT8
+                ]
+                converter.inference_input_type = tf.int8
+                converter.inference_output_type = tf.int8
+            else:
+                ops = tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+                converter.target_spec.supported_ops = [ops]
         converter._experimental_disable_per_channel = not per_channel
         return converter.convert()
 

@@ -109,3 +109,19 @@ def test_export_bad_arguments(mlp):
         run_tflite(flat, x, batch_size=5)
     with raises_naming(ValueError, "batch_size"):
         run_tflite(flat, x, batch_size=0)
+
+
+def test_sixteen_bit_activations(mlp):
+    model, twin, x = mlp
+    flat = to_tflite(twin, int8=x, activation_bits=16)
+    assert operations(flat) == [
+        "QUANTIZE",
+        "FULLY_CONNECTED",
+        "FULLY_CONNECTED",
+        "DEQUANTIZE",
+    ]
+    out = run_tflite(flat, x)
+    float_out = model(x)
+    assert np.max(np.abs(out - float_out)) < 0.05 * np.max(np.abs(float_out))
+    with raises_naming(ValueError, "activation_bits"):
+        to_tflite(twin, int8=x, activation_bits=4)
