@@ -7,6 +7,7 @@ from naming import raises_naming
 
 from bnbook.batchnorm import BatchNorm
 from bnbook.data import load_digits_split
+from bnbook.experiments.quantization import folded_kernel, quantization_error, spread
 from bnbook.export import layer_weights, operations, run_tflite, to_tflite
 from bnbook.folding import fold_batch_norm
 from bnbook.kerasbn import calibrate_batch_norm, convnet, images, keras_twin
@@ -125,3 +126,26 @@ def test_sixteen_bit_activations(mlp):
     assert np.max(np.abs(out - float_out)) < 0.05 * np.max(np.abs(float_out))
     with raises_naming(ValueError, "activation_bits"):
         to_tflite(twin, int8=x, activation_bits=4)
+
+
+def test_quantization_pitfall_helpers(tf_keras):
+    data = load_digits_split(seed=0, dtype=np.float64)
+    model = build_mlp((64, 8, 6, 10), norm=BatchNorm, seed=0)
+    model.calibrate(data.x_train)
+    wide = spread(model, 30.0)
+    np.testing.assert_allclose(wide(data.x_test), model(data.x_test), atol=1e-10)
+    k1, k0 = folded_kernel(wide, 0), folded_kernel(model, 0)
+    np.testing.assert_allclose(k1[:, ::2], 30 * k0[:, ::2])
+    np.testing.assert_allclose(k1[:, 1::2], k0[:, 1::2])
+    assert folded_kernel(model, 1).shape == (8, 6)
+    columns, rows, accuracy = quantization_error(wide, data, per_channel=True)
+    assert columns.shape == (8,) and rows.shape == (8,) and 0 <= accuracy <= 1
+    assert np.max(columns) < 0.02 and np.median(rows[::2]) > np.median(rows[1::2])
+    columns, _, _ = quantization_error(wide, data, per_channel=False)
+    assert np.median(columns[1::2]) > np.median(columns[::2])
+    with raises_naming(ValueError, "c"):
+        spread(model, 0)
+    with raises_naming(ValueError, "k"):
+        folded_kernel(model, -1)
+    with raises_naming(TypeError, "per_channel"):
+        quantization_error(wide, data, per_channel=None)

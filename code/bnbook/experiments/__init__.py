@@ -23,5 +23,7 @@
 - :mod:`~bnbook.experiments.depth`: how deep each network trains, at the largest rate
   that trains, Fixup without its stream biases, and the time of a step (chapter 10c);
 - :mod:`~bnbook.experiments.after_training`: the moving statistics against the
-  population's, the shifted digits, and averaged weights (chapter 11).
+  population's, the shifted digits, and averaged weights (chapter 11);
+- :mod:`~bnbook.experiments.quantization`: a folded layer whose columns differ in
+  scale at the same function, and its int8 error per channel and per tensor (11b).
 """
