@@ -164,3 +164,43 @@ def test_tent_bad_arguments(trained):
         tent(model, x, lr=0.1, batch_size=8, shuffle=1)
     with raises_naming(ValueError, "batch norm"):
         tent(build_mlp((64, 10)), x, lr=0.1, batch_size=8)
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_tent_is_entropy_sgd_on_gamma_and_beta(trained, shuffle):
+    import copy
+
+    model, data = trained
+    x = data.x_test[:96]  # 3 batches of 32, the last one ending at the last input
+    adapted = tent(
+        model,
+        x,
+        lr=0.05,
+        batch_size=32,
+        passes=2,
+        momentum=0.5,
+        shuffle=shuffle,
+        seed=9,
+    )
+    expected = copy.deepcopy(model)
+    optimizer = SGD(0.05, 0.5)
+    rng = np.random.default_rng(9)
+    for _ in range(2):
+        order = rng.permutation(96) if shuffle else np.arange(96)
+        for start in (0, 32, 64):
+            logits = expected(x[order[start : start + 32]], training=True)
+            expected.backward(softmax_entropy(logits)[1])
+            optimizer.step(
+                [pair for bn in batch_norms(expected) for pair in bn.params()]
+            )
+    for a, e in zip(batch_norms(adapted), batch_norms(expected), strict=True):
+        np.testing.assert_allclose(a.gamma, e.gamma, rtol=1e-12)
+        np.testing.assert_allclose(a.beta, e.beta, rtol=1e-12)
+    tent(model, x, lr=0.05, batch_size=96)  # one batch of all the inputs is allowed
+    tent(model, x, lr=0.05, batch_size=2)  # the smallest batch training mode takes
+    with raises_naming(TypeError, "seed"):
+        tent(model, x, lr=0.05, seed=1.5)
+    with raises_naming(
+        ValueError, "^model has no batch norm whose gamma and beta TENT"
+    ):
+        tent(build_mlp((64, 10)), x, lr=0.1, batch_size=8)

@@ -116,6 +116,10 @@ def test_adapted_accuracy(trained, data):
     assert alone in {float(np.mean(y == k)) for k in range(10)}
     with raises_naming(ValueError, "batch_size"):
         adapted_accuracy(trained, x, y, batch_size=len(x) + 1, prior=0)
+    with raises_naming(ValueError, "batch_size"):
+        adapted_accuracy(trained, x, y, batch_size=0, prior=0)
+    with raises_naming(TypeError, "batch_size"):
+        adapted_accuracy(trained, x, y, batch_size=2.0, prior=0)
     with raises_naming(ValueError, "order"):
         adapted_accuracy(trained, x, y, batch_size=10, prior=0, order=np.zeros(len(x)))
 
@@ -144,9 +148,12 @@ def test_weight_average_follows_the_formula(data):
     for params, m in history[1:]:
         expected = [0.9 * e + 0.1 * p for e, p in zip(expected, params, strict=True)]
         mean = 0.9 * mean + 0.1 * m
+    last = [p.copy() for p, _ in model.params()]
     inherited = average.model(model)
     for (p, _), e in zip(inherited.params(), expected, strict=True):
         np.testing.assert_allclose(p, e)
+    for (p, _), q in zip(model.params(), last, strict=True):
+        np.testing.assert_array_equal(p, q)  # the network itself is not changed
     (bn,) = batch_norms(inherited)
     np.testing.assert_array_equal(bn.moving_mean, batch_norms(model)[0].moving_mean)
     (bn,) = batch_norms(average.model(model, "averaged"))
@@ -175,7 +182,106 @@ def test_train_digits_measures_and_averages():
     np.testing.assert_allclose(errors[-1], statistics_error(model, data.x_train)[-1])
     assert average.params is not None
     assert 0.5 < accuracy(model, data.x_test, data.y_test) <= 1
+    _, _, each = train_digits(0, 0.1, steps=2, every=1)
+    assert each.shape == (2, 3)
     _, _, none = train_digits(0, 0.1, steps=10, every=20)
     assert none.shape == (0, 3)
     with raises_naming(ValueError, "every"):
         train_digits(0, 0.1, steps=10, every=0)
+
+
+def test_train_digits_is_the_chapter_protocol():
+    from bnbook.mlp import train_mlp as reference_train
+
+    model, data, _ = train_digits(3, 0.2, steps=6, every=6)
+    expected = build_mlp((64, 100, 100, 10), norm=BatchNorm, seed=3)
+    same_data = load_digits_split(seed=3, dtype=np.float64)
+    np.testing.assert_array_equal(data.x_train, same_data.x_train)
+    reference_train(
+        expected,
+        same_data,
+        optimizer=SGD(0.2, 0.9, 5e-4),
+        steps=6,
+        batch_size=64,
+        seed=3,
+    )
+    for (p, _), (q, _) in zip(model.params(), expected.params(), strict=True):
+        np.testing.assert_array_equal(p, q)
+    # the average is updated after every step, from the initial weights on
+    average = WeightAverage(0.5)
+    _, _, errors = train_digits(3, 0.2, steps=4, every=2, average=average)
+    assert errors.shape == (2, 3)
+    model = build_mlp((64, 100, 100, 10), norm=BatchNorm, seed=3)
+    history = [[p.copy() for p, _ in model.params()]]
+    reference_train(
+        model,
+        same_data,
+        optimizer=SGD(0.2, 0.9, 5e-4),
+        steps=4,
+        batch_size=64,
+        seed=3,
+        callback=lambda step, m: history.append([p.copy() for p, _ in m.params()]),
+        callback_every=1,
+    )
+    mean = history[0]  # history[1] is the callback's step 0: the same weights
+    for params in history[2:]:
+        mean = [0.5 * a + 0.5 * p for a, p in zip(mean, params, strict=True)]
+    for a, e in zip(average.params, mean, strict=True):
+        np.testing.assert_allclose(a, e)
+
+
+def test_weight_average_of_the_moving_variance(data):
+    model = build_mlp((64, 8, 10), norm=BatchNorm, seed=0)
+    average = WeightAverage(0.75)
+    variances = []
+
+    def record(step, m):
+        average.update(step, m)
+        variances.append(batch_norms(m)[0].moving_variance.copy())
+
+    train_mlp(
+        model,
+        data,
+        optimizer=SGD(0.1),
+        steps=3,
+        batch_size=32,
+        callback=record,
+        callback_every=1,
+    )
+    expected = variances[0]
+    for v in variances[1:]:
+        expected = 0.75 * expected + 0.25 * v
+    (bn,) = batch_norms(average.model(model, "averaged"))
+    np.testing.assert_allclose(bn.moving_variance, expected)
+
+
+def test_corrupt_exact_values():
+    from scipy import ndimage
+
+    images = load_digits_split(seed=1, standardize=False, dtype=np.float64).x_test[:10]
+    square = images.reshape(-1, 8, 8)
+    noise = np.random.default_rng(7).normal(0.0, 1.0, square.shape)
+    np.testing.assert_array_equal(
+        corrupt(images, "noise", seed=7), np.clip(square + noise, 0, 16).reshape(-1, 64)
+    )
+    mean = square.mean(axis=(1, 2), keepdims=True)
+    np.testing.assert_allclose(
+        corrupt(images, "contrast"), (mean + 0.7 * (square - mean)).reshape(-1, 64)
+    )
+    np.testing.assert_array_equal(
+        corrupt(images, "blur"),
+        ndimage.gaussian_filter(square, sigma=(0, 0.6, 0.6)).reshape(-1, 64),
+    )
+    assert corrupt(images.astype(np.int64), "shift").dtype == np.float64
+    with raises_naming(ValueError, "^kind must be 'clean' or one of noise, contrast"):
+        corrupt(images, "rotate")
+
+
+def test_shifted_test_set_uses_the_seed_for_split_and_noise():
+    raw = load_digits_split(seed=4, standardize=False, dtype=np.float64)
+    mu, sigma = raw.x_train.mean(axis=0), raw.x_train.std(axis=0)
+    sigma[sigma == 0] = 1.0
+    x, y = shifted_test_set("noise", seed=4)
+    np.testing.assert_allclose(x, (corrupt(raw.x_test, "noise", seed=4) - mu) / sigma)
+    np.testing.assert_array_equal(y, raw.y_test)
+    assert np.all(np.isfinite(x))
