@@ -18,14 +18,12 @@ every conversion runs with file descriptors 1 and 2 pointed at ``/dev/null``.
 import contextlib
 import io
 import logging
-import os
-import sys
 import warnings
 
 import numpy as np
 
 from bnbook.checks import check_bool, check_int
-from bnbook.tfsetup import load_tensorflow
+from bnbook.tfsetup import _native_output_silenced, load_tensorflow
 
 __all__ = ["layer_weights", "operations", "run_tflite", "to_tflite"]
 
@@ -35,17 +33,12 @@ def _silenced():
     """Nothing printed during the block: the converter's C++ logs (file descriptors 1
     and 2), Keras's export messages (sys.stdout), and its Python warnings and absl log
     lines."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = [os.dup(1), os.dup(2)]
-    devnull = os.open(os.devnull, os.O_WRONLY)
     absl = logging.getLogger("absl")
     level = absl.level
     absl.setLevel(logging.ERROR)
     try:
-        os.dup2(devnull, 1)
-        os.dup2(devnull, 2)
         with (
+            _native_output_silenced(1, 2),
             contextlib.redirect_stdout(io.StringIO()),
             contextlib.redirect_stderr(io.StringIO()),
             warnings.catch_warnings(),
@@ -53,12 +46,6 @@ def _silenced():
             warnings.simplefilter("ignore")
             yield
     finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for fd in (*saved, devnull):
-            os.close(fd)
         absl.setLevel(level)
 
 

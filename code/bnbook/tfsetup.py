@@ -17,18 +17,23 @@ _QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0"}
 
 
 @contextlib.contextmanager
-def _native_stderr_silenced():
-    """Point file descriptor 2 at /dev/null for the duration of the block."""
+def _native_output_silenced(*fds):
+    """Point file descriptors ``fds`` (by default 2) at /dev/null for the block."""
+    fds = fds or (2,)
+    sys.stdout.flush()
     sys.stderr.flush()
-    saved = os.dup(2)
+    saved = [os.dup(fd) for fd in fds]
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
-        os.dup2(devnull, 2)
+        for fd in fds:
+            os.dup2(devnull, fd)
         yield
     finally:
+        sys.stdout.flush()
         sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
+        for fd, copy in zip(fds, saved, strict=True):
+            os.dup2(copy, fd)
+            os.close(copy)
         os.close(devnull)
 
 
@@ -76,7 +81,7 @@ def load_tensorflow(seed=None, devices=None):
     for name, value in _QUIET_ENV.items():
         os.environ.setdefault(name, value)
     if "tensorflow" not in sys.modules:
-        with _native_stderr_silenced():
+        with _native_output_silenced():
             import tensorflow as tf
 
             if devices is not None:

@@ -9,7 +9,6 @@ from bnbook.batchnorm import BatchNorm
 from bnbook.data import load_digits_split
 from bnbook.experiments.quantization import folded_kernel, quantization_error, spread
 from bnbook.export import layer_weights, operations, run_tflite, to_tflite
-from bnbook.folding import fold_batch_norm
 from bnbook.kerasbn import calibrate_batch_norm, convnet, images, keras_twin
 from bnbook.mlp import build_mlp
 
@@ -33,16 +32,7 @@ def test_inference_export_folds_batch_norm(mlp):
     flat = to_tflite(twin)
     assert operations(flat) == ["FULLY_CONNECTED", "FULLY_CONNECTED"]
     np.testing.assert_allclose(run_tflite(flat, x), model(x), rtol=1e-4, atol=1e-5)
-    bn = model.layers[1]
-    kernel, _ = fold_batch_norm(
-        model.layers[0].W,
-        None,
-        bn.gamma,
-        bn.beta,
-        bn.moving_mean,
-        bn.moving_variance,
-        epsilon=bn.epsilon,
-    )
+    kernel = folded_kernel(model, 0)
     weights, scales = next(iter(layer_weights(flat).values()))
     np.testing.assert_allclose(weights.T, kernel, rtol=1e-5, atol=1e-6)
     assert scales.size == 0
