@@ -18,8 +18,7 @@ _QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0"}
 
 @contextlib.contextmanager
 def _native_output_silenced(*fds):
-    """Point file descriptors ``fds`` (by default 2) at /dev/null for the block."""
-    fds = fds or (2,)
+    """Point file descriptors ``fds`` at /dev/null for the block."""
     sys.stdout.flush()
     sys.stderr.flush()
     saved = [os.dup(fd) for fd in fds]
@@ -35,6 +34,11 @@ def _native_output_silenced(*fds):
             os.dup2(copy, fd)
             os.close(copy)
         os.close(devnull)
+
+
+def _native_stderr_silenced():
+    """File descriptor 2 at /dev/null for the block: TensorFlow's native log lines."""
+    return _native_output_silenced(2)
 
 
 def _check_seed(seed):
@@ -81,7 +85,7 @@ def load_tensorflow(seed=None, devices=None):
     for name, value in _QUIET_ENV.items():
         os.environ.setdefault(name, value)
     if "tensorflow" not in sys.modules:
-        with _native_output_silenced():
+        with _native_stderr_silenced():
             import tensorflow as tf
 
             if devices is not None:
